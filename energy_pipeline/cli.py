@@ -1,0 +1,90 @@
+"""The front door: each verb parses its arguments and calls one function elsewhere.
+
+Exit codes: 0 success, 1 a failed operation, 2 bad usage or bad config. Data goes to stdout
+(`--json` for machines), logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from energy_pipeline import __version__
+from energy_pipeline.config import Config, json_schema, load_config
+from energy_pipeline.logs import setup_logging
+from energy_pipeline.yamlfile import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "file", None) or args.config)
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.json:
+        emit_json({"ok": True, "file": str(config.path), "devices": len(config.devices)})
+    else:
+        print(f"{config.path}: OK ({len(config.devices)} devices, site {config.site.name})")
+    return EXIT_OK
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    emit_json(json_schema())
+    return EXIT_OK
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        help="site config file (default: $ENERGY_PIPELINE_CONFIG, else ./energy-pipeline.yaml)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log detail")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="energy-pipeline",
+        description="Collect energy-equipment readings into a Parquet lake; Dagster does the rest.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    cfg = verbs.add_parser("config", help="validate the config or print its JSON Schema")
+    cfg_verbs = cfg.add_subparsers(dest="config_verb", required=True, metavar="ACTION")
+    validate = cfg_verbs.add_parser("validate", parents=[common], help="check a config file")
+    validate.add_argument("file", nargs="?", help="config file (same as --config)")
+    validate.set_defaults(func=cmd_config_validate)
+    schema = cfg_verbs.add_parser("schema", parents=[common], help="JSON Schema of the config")
+    schema.set_defaults(func=cmd_config_schema)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,291 @@
+"""The site configuration: one YAML file, typed, validated up front.
+
+Every process (CLI, collector, simulators, Dagster code server) loads the same file the same way,
+so `ENERGY_PIPELINE_CONFIG` points all of them at one site. Errors name file, key path and line
+and say what was expected; values that came from ${VAR} or look like secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from energy_pipeline.logs import register_secret
+from energy_pipeline.yamlfile import ConfigError, KeyPath, LoadedYaml, Problem, load_yaml
+
+CONFIG_ENV = "ENERGY_PIPELINE_CONFIG"
+DEFAULT_CONFIG = "energy-pipeline.yaml"
+DEVICE_ID_PATTERN = r"^[a-z0-9_-]+$"
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|rbid|psk|key$", re.IGNORECASE)
+
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, min_length=1, max_length=64)]
+UnitId = Annotated[int, Field(ge=1, le=247)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Timeout = Annotated[float, Field(gt=0, le=300)]
+Retries = Annotated[int, Field(ge=0, le=10)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are typos until proven otherwise: reject them with their line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Strict):
+    name: str = "site"
+    timezone: str = "UTC"
+    country: str | None = Field(
+        None, description="ISO 3166 country code for the holiday calendar feature, e.g. DE"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; expected an IANA name such as Europe/Berlin"
+            ) from None
+        return value
+
+
+class Storage(Strict):
+    data_dir: Path = Field(Path("data"), description="relative to the config file's folder")
+
+
+class ModbusTcp(Strict):
+    transport: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: Port = 502
+    unit_id: UnitId | None = Field(None, description="default: the profile's unit id, else 1")
+    timeout: Timeout = 2.0
+    retries: Retries = 2
+
+
+class ModbusRtu(Strict):
+    transport: Literal["rtu"]
+    serial_port: str = Field(min_length=1, description="best a /dev/serial/by-id/... path")
+    baudrate: int | None = Field(None, gt=0, description="default: the profile's, else 9600")
+    parity: Literal["N", "E", "O"] | None = None
+    stopbits: Literal[1, 2] | None = None
+    bytesize: Literal[7, 8] = 8
+    unit_id: UnitId | None = None
+    timeout: Timeout = 1.0
+    retries: Retries = 2
+
+
+class DeviceBase(Strict):
+    id: DeviceId
+    interval: float = Field(60.0, gt=0, le=86400, description="seconds, wall-clock aligned")
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModbusDevice(DeviceBase):
+    driver: Literal["modbus"]
+    profile: str = Field(min_length=1, description="built-in profile name or path to a YAML")
+    connection: Annotated[ModbusTcp | ModbusRtu, Field(discriminator="transport")]
+    max_gap: int = Field(16, ge=0, le=124, description="unused registers a single read may bridge")
+
+
+class LuxtronikConnection(Strict):
+    host: str = Field(min_length=1)
+    port: Port = 8889
+    timeout: Timeout = 5.0
+    retries: Retries = 1
+
+
+class LuxtronikDevice(DeviceBase):
+    driver: Literal["luxtronik"]
+    connection: LuxtronikConnection
+
+
+class EchonetConnection(Strict):
+    serial_port: str = Field(min_length=1)
+    baudrate: int = Field(115200, gt=0)
+    timeout: Timeout = 10.0
+    retries: Retries = 2
+
+
+class BRouteCredentials(Strict):
+    rbid: SecretStr = Field(description="32-character route-B ID from the power company")
+    password: SecretStr = Field(description="12-character route-B password")
+
+    @field_validator("rbid")
+    @classmethod
+    def _rbid_shape(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) != 32:
+            raise ValueError("expected the 32-character route-B ID")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password_shape(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) != 12:
+            raise ValueError("expected the 12-character route-B password")
+        return value
+
+
+class EchonetDevice(DeviceBase):
+    driver: Literal["echonet_broute"]
+    connection: EchonetConnection
+    credentials: BRouteCredentials
+
+
+Device = Annotated[ModbusDevice | LuxtronikDevice | EchonetDevice, Field(discriminator="driver")]
+DRIVER_NAMES = ("modbus", "luxtronik", "echonet_broute")
+_UNION_TAGS = (*DRIVER_NAMES, "tcp", "rtu")
+
+
+class Config(Strict):
+    site: Site = Field(default_factory=Site)
+    storage: Storage = Field(default_factory=Storage)
+    devices: list[Device] = Field(default_factory=list)
+
+    _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self._path.parent
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.storage.data_dir)
+
+    def resolve(self, path: str | Path) -> Path:
+        """Paths in the file are relative to the file, whatever the working directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def device(self, device_id: str) -> Device:
+        for dev in self.devices:
+            if dev.id == device_id:
+                return dev
+        known = ", ".join(d.id for d in self.devices) or "none"
+        raise KeyError(f"no device {device_id!r} in {self._path} (known: {known})")
+
+
+def config_path(arg: str | Path | None) -> Path:
+    """--config, else $ENERGY_PIPELINE_CONFIG, else ./energy-pipeline.yaml."""
+    chosen = arg or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    return Path(chosen).expanduser().resolve()
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    loaded = load_yaml(config_path(path), env)
+    for secret in loaded.secrets:
+        register_secret(secret)
+    data = loaded.data if loaded.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([loaded.problem((), "expected a mapping with site, storage, devices")])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, loaded)) from None
+    config._path = loaded.path
+    for dev in config.devices:
+        if isinstance(dev, EchonetDevice):
+            register_secret(dev.credentials.password.get_secret_value())
+            register_secret(dev.credentials.rbid.get_secret_value())
+    problems = _cross_checks(config, loaded)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
+    from energy_pipeline.profiles import ProfileNotFound, resolve_profile
+
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, dev in enumerate(config.devices):
+        if dev.id in seen:
+            problems.append(
+                loaded.problem(
+                    ("devices", i, "id"),
+                    f"duplicate device id {dev.id!r} (first used by devices[{seen[dev.id]}]); "
+                    "expected ids unique in the file",
+                )
+            )
+        seen.setdefault(dev.id, i)
+        if isinstance(dev, ModbusDevice):
+            try:
+                resolve_profile(dev.profile, config.base_dir)
+            except ProfileNotFound as exc:
+                problems.append(loaded.problem(("devices", i, "profile"), str(exc)))
+    return problems
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
+    """Map a pydantic location to the YAML key path, dropping union tags pydantic inserts."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and str(part) in node:
+            node = node[str(part)]
+            path.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and part not in _UNION_TAGS:
+            path.append(part)
+            node = None
+        elif node is None:
+            path.append(part)
+    return tuple(path)
+
+
+def _is_secret(key: KeyPath, loaded: LoadedYaml) -> bool:
+    if key in loaded.substituted:
+        return True
+    return any(isinstance(k, str) and _SECRET_KEY.search(k) for k in key)
+
+
+def _problems(exc: ValidationError, loaded: LoadedYaml) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        key = _data_path(err["loc"], loaded.data)
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        if err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            key = (*key, str(ctx.get("discriminator", "")).strip("'"))
+            msg = f"unknown value; expected one of {ctx.get('expected_tags', '')}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling; see `energy-pipeline config schema`)"
+        value = err.get("input")
+        if (
+            err["type"] not in ("missing", "extra_forbidden")
+            and not isinstance(value, dict | list)
+            and not _is_secret(key, loaded)
+        ):
+            msg += f" (got {value!r})"
+        problems.append(loaded.problem(key, msg))
+    return problems
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "energy-pipeline site configuration"
+    return schema

@@ -1,0 +1,78 @@
+"""The reading record and the Arrow schemas of the lake's landing tables, defined once.
+
+A driver hands back one `Sample` per poll: metric names as a tuple that stays the same object
+from poll to poll, and values as a float64 array in the same order. Invalid values are NaN in
+the array; the lake writer drops them vectorised and counts them, so the hot path never loops
+over readings in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+RAW_SCHEMA = pa.schema(
+    [
+        pa.field("ts", TS_TYPE, nullable=False),
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+    ]
+)
+
+POLLS_SCHEMA = pa.schema(
+    [
+        pa.field("ts", TS_TYPE, nullable=False),
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("ok", pa.bool_(), nullable=False),
+        pa.field("started_at", TS_TYPE, nullable=False),
+        pa.field("finished_at", TS_TYPE, nullable=False),
+        pa.field("latency_ms", pa.float64(), nullable=False),
+        pa.field("attempts", pa.int32(), nullable=False),
+        pa.field("error", pa.string(), nullable=True),
+    ]
+)
+
+
+@dataclass(slots=True)
+class Sample:
+    """One poll's values. `names` and `values` line up; NaN marks an invalid reading."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def valid_values(self) -> dict[str, float]:
+        """The readable form for people and JSON (not used on the collector's hot path)."""
+        return {name: float(v) for name, v in zip(self.names, self.values, strict=True) if v == v}
+
+    @property
+    def invalid_count(self) -> int:
+        return int(np.isnan(self.values).sum())
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    """What one scheduled poll of one device produced; fanned out to the lake and live outputs."""
+
+    device_id: str
+    ts: datetime
+    started_at: datetime
+    finished_at: datetime
+    attempts: int
+    sample: Sample | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() * 1000.0

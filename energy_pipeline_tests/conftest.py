@@ -1,0 +1,46 @@
+"""Shared fixtures: the CLI as a real subprocess, and outside programs that CI must have."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("ENERGY_PIPELINE_CONFIG", None)
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m energy_pipeline ARGS` in a child process, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "energy_pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+        cwd=cwd or REPO,
+        check=False,
+    )
+
+
+def require_program(name: str) -> str:
+    """The path of an outside program; skip on a laptop without it, fail in CI."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("REQUIRE_EXTERNAL") == "1":
+        pytest.fail(f"{name} is required in CI (REQUIRE_EXTERNAL=1) but not installed")
+    pytest.skip(f"{name} not installed")
