@@ -325,3 +325,32 @@ def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> N
     text = str(info.value)
     assert "devices[1].connection.serial_port" in text
     assert "devices[0] (ups1) with modbus 9600 8N1" in text and "modbus 19200 8N1" in text
+
+
+@pytest.mark.parametrize(
+    ("holes", "blocks"),
+    [
+        ([19000], ["holding 19002-19121"]),
+        ([19121], ["holding 19000-19119"]),
+        ([19030, 19091], ["holding 19000-19029", "holding 19032-19089", "holding 19092-19121"]),
+    ],
+)
+def test_illegal_addresses_anywhere_leave_only_their_points_out(
+    tmp_path: Path, holes: list[int], blocks: list[str]
+) -> None:
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
+    server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
+    with tcp_server([server]) as port:
+        driver = driver_for(
+            site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port)), "umg509"
+        )
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert [str(b) for b in driver.blocks] == blocks and sent == blocks
+    want = {k: v for k, v in expected(prof, values).items() if k not in dead}
+    for sample in (first, second):
+        assert sample.valid_values() == pytest.approx(want)
+        assert set(sample.names) - set(sample.valid_values()) == dead
