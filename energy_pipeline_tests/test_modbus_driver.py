@@ -354,3 +354,22 @@ def test_illegal_addresses_anywhere_leave_only_their_points_out(
     for sample in (first, second):
         assert sample.valid_values() == pytest.approx(want)
         assert set(sample.names) - set(sample.valid_values()) == dead
+
+
+def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_path: Path) -> None:
+    connections: list[bytes] = []
+
+    def hang_up(request: bytes) -> bytes:
+        connections.append(request)
+        return b""
+
+    with misbehaving_tcp_server(hang_up) as port:
+        config = site(tmp_path, tcp_device("flaky", "must_ep20", port, timeout=0.3, retries=1))
+        driver = driver_for(config, "flaky")
+
+        async def poll() -> None:
+            await driver.read()
+
+        with pytest.raises(DeviceConnectionError, match=r"flaky: connection lost.*holding 30000"):
+            asyncio.run(poll())
+    assert len(connections) == 2  # the retry reconnected and asked again

@@ -111,6 +111,15 @@ class Bus:
             self._received += len(data)
         return data
 
+    def _connection_changed(self, connected: bool) -> None:
+        """A peer hanging up fails the pending request now, not after its whole timeout."""
+        client = self._client
+        if connected or client is None:
+            return
+        pending = getattr(client.ctx, "response_future", None)
+        if isinstance(pending, asyncio.Future) and not pending.done():
+            pending.set_exception(ConnectionException("closed by the peer"))
+
     def _make_client(self, timeout: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         ep = self.endpoint
         if isinstance(ep, TcpEndpoint):
@@ -121,6 +130,7 @@ class Bus:
                 retries=0,
                 reconnect_delay=0,
                 trace_packet=self._trace,
+                trace_connect=self._connection_changed,
             )
         return AsyncModbusSerialClient(
             ep.port,
@@ -133,6 +143,7 @@ class Bus:
             retries=0,
             reconnect_delay=0,
             trace_packet=self._trace,
+            trace_connect=self._connection_changed,
         )
 
     async def connect(self, device_id: str, timeout: float) -> float:
@@ -201,7 +212,7 @@ class Bus:
                 device_id, f"exception {code} ({name})", code=code, where=where
             )
         if block.register_type in ("holding", "input"):
-            words = list(reply.registers)
+            words = reply.registers
         else:
             words = [1 if b else 0 for b in reply.bits[: block.count]]
         if len(words) != block.count:
