@@ -195,6 +195,14 @@ def served_ranges(profile: Profile) -> dict[RegisterType, list[tuple[int, int]]]
     return {t: sorted(r) for t, r in ranges.items()}
 
 
+def _sim_block(rtype: RegisterType, start: int, end: int) -> SimData:
+    size = end - start + 1
+    if rtype in BIT_TYPES:
+        # For bits pymodbus repeats `values` `count` times: give the bits as one list.
+        return SimData(address=start, values=[False] * size, datatype=DataType.BITS)
+    return SimData(address=start, count=size, values=0, datatype=DataType.REGISTERS)
+
+
 class _Served:
     """The pymodbus side of one simulated unit: register blocks plus the refresh action."""
 
@@ -207,23 +215,12 @@ class _Served:
             self._points[p.register_type].append(p)
 
     def sim_device(self) -> SimDevice:
-        blocks: list[list[SimData]] = []
-        for rtype in _TYPE_ORDER:
-            bits = rtype in BIT_TYPES
-            datatype = DataType.BITS if bits else DataType.REGISTERS
-            entries = [
-                SimData(
-                    address=start,
-                    count=end - start + 1,
-                    values=False if bits else 0,
-                    datatype=datatype,
-                )
-                for start, end in self.ranges[rtype]
-            ]
+        blocks = [
+            [_sim_block(rtype, start, end) for start, end in self.ranges[rtype]]
             # pymodbus wants every block non-empty; the action refuses this placeholder.
-            blocks.append(
-                entries or [SimData(address=0, values=False if bits else 0, datatype=datatype)]
-            )
+            or [_sim_block(rtype, 0, 0)]
+            for rtype in _TYPE_ORDER
+        ]
         coils, discrete, holding, inputs = blocks
         return SimDevice(
             id=self.model.unit_id, simdata=(coils, discrete, holding, inputs), action=self.action
@@ -268,9 +265,9 @@ async def _refuse_unknown_unit(*_args: object) -> ExcCodes:
 
 def _catch_all() -> SimDevice:
     """Unit id 0 stands for any unit not configured: answer 'no response' rather than crash."""
-    regs = [SimData(address=0, count=65536, values=0, datatype=DataType.REGISTERS)]
-    bits = [SimData(address=0, count=65536, values=False, datatype=DataType.BITS)]
-    return SimDevice(id=0, simdata=(bits, bits, regs, regs), action=_refuse_unknown_unit)
+    blocks = [[_sim_block(rtype, 0, 65535)] for rtype in _TYPE_ORDER]
+    coils, discrete, holding, inputs = blocks
+    return SimDevice(id=0, simdata=(coils, discrete, holding, inputs), action=_refuse_unknown_unit)
 
 
 def _sim_devices(models: Sequence[ProfileModel], clock: Clock) -> list[SimDevice]:
