@@ -33,7 +33,7 @@ from energy_pipeline.config import Config, ModbusDevice, ModbusRtu, ModbusTcp
 from energy_pipeline.drivers.modbus.codec import decode_point, encode_point
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import BIT_TYPES, Point, Profile, RegisterType
-from energy_pipeline.simulators import heatpump
+from energy_pipeline.simulators import SimulatorError, heatpump
 from energy_pipeline.simulators.heatpump import HeatPump
 from energy_pipeline.simulators.meter3p import ThreePhaseMeter
 from energy_pipeline.simulators.must import Ep20Ups, Pv1800
@@ -57,10 +57,6 @@ _TEXTS = {"machine_type_prefix": "PV", "firmware": "V3.91.0"}
 
 class Source(Protocol):
     def quantities(self, t: float) -> dict[str, Quantity]: ...
-
-
-class SimulatorError(RuntimeError):
-    pass
 
 
 def _source(profile: Profile, weather: SiteWeather, seed: int) -> tuple[Source | None, bool]:
@@ -300,7 +296,7 @@ async def start(
             rtu.setdefault(config.resolve(conn.serial_port), []).append(dev)
     lines: list[str] = []
     for (host, port), devs in tcp.items():
-        models = [device_model(d, config) for d in devs]
+        models = _models(devs, config, clock)
         server = ModbusTcpServer(_sim_devices(models, clock), address=(host, port))
         try:
             await server.serve_forever(background=True)
@@ -314,9 +310,19 @@ async def start(
             _describe(m, d, f"modbus tcp {host}:{port}") for m, d in zip(models, devs, strict=True)
         ]
     for path, devs in rtu.items():
-        models = [device_model(d, config) for d in devs]
+        models = _models(devs, config, clock)
         lines += await _start_rtu(path, devs, models, config, stack, clock)
     return lines
+
+
+def _models(devs: Sequence[ModbusDevice], config: Config, clock: Clock) -> list[ProfileModel]:
+    """Models evaluated once up front: planning a heat pump's cycles since EPOCH takes a few
+    hundred milliseconds that must not stall the first poll."""
+    models = [device_model(d, config) for d in devs]
+    now = datetime.fromtimestamp(math.floor(clock()), UTC)
+    for m in models:
+        m.words_at(now)
+    return models
 
 
 async def _start_rtu(

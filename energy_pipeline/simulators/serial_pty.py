@@ -18,8 +18,10 @@ import os
 import tty
 from pathlib import Path
 
+from energy_pipeline.simulators import SimulatorError
 
-class SerialLinkError(RuntimeError):
+
+class SerialLinkError(SimulatorError):
     pass
 
 
