@@ -103,7 +103,6 @@ async def demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     clear = _CLEAR if out.isatty() else ""
-    deadline = None if duration is None else loop.time() + duration
     try:
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -116,6 +115,7 @@ async def demo(
             for driver in drivers.values():
                 stack.push_async_callback(driver.close)
             kinds = {d.id: d.driver for d in config.devices}
+            deadline = None if duration is None else loop.time() + duration
             while not stop.is_set():
                 rows = await asyncio.gather(
                     *(_poll(i, kinds[i], drv) for i, drv in drivers.items())
