@@ -69,10 +69,32 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return list_profiles(args.json)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from energy_pipeline.simulators.serve import run_simulate
+
+    return run_simulate(_config(args), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from energy_pipeline.demo import run_demo
+
+    return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+
+
 def _unknown_device(config: Config, device_id: str) -> int:
     known = ", ".join(d.id for d in config.devices) or "none"
     print(f"error: no device {device_id!r} in {config.path} (known: {known})", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _common() -> argparse.ArgumentParser:
@@ -116,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_health)
     prof = verbs.add_parser("profiles", parents=[common], help="list built-in register maps")
     prof.set_defaults(func=cmd_profiles)
+    sim = verbs.add_parser(
+        "simulate", parents=[common], help="serve simulated devices for the config until Ctrl-C"
+    )
+    sim.set_defaults(func=cmd_simulate)
+    demo = verbs.add_parser(
+        "demo", parents=[common], help="simulate the site and show its values polled live"
+    )
+    demo.add_argument(
+        "--refresh", type=_positive, default=5.0, metavar="SECONDS", help="poll interval (5)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive,
+        metavar="SECONDS",
+        help="stop after this long (default: Ctrl-C)",
+    )
+    demo.set_defaults(func=cmd_demo)
 
     return parser
 
