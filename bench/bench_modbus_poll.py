@@ -1,7 +1,8 @@
 """Janitza poll: planned block reads vs one request per point, in the same run.
 
-A pymodbus TCP server serving the janitza_umg509pro profile runs in a child process (so it
-does not share the client's GIL); the client side is the project's driver. Prints, per way:
+The project's simulator (`energy-pipeline simulate`, a pymodbus TCP server serving the
+janitza_umg509pro profile with moving values) runs as a child process, so it does not share
+the client's GIL; the client side is the project's driver. Prints, per way:
 requests per poll, polls per second (median of several rounds), and the ratio; plus the
 decode cost of one poll's words (the driver's vectorised decoder vs pymodbus'
 convert_from_registers per point).
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,37 +37,15 @@ from energy_pipeline.drivers import build_drivers
 from energy_pipeline.drivers.modbus.codec import BlockDecoder, decode_point, encode_point
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.drivers.modbus.planner import Block
-from energy_pipeline.profiles import BUILTIN_DIR, load_profile
 
+REPO = Path(__file__).resolve().parent.parent
 PROFILE = "janitza_umg509pro"
 
 
-def serve(port_out: mp.connection.Connection) -> None:  # type: ignore[name-defined]
-    from pymodbus.server import ModbusTcpServer
-    from pymodbus.simulator import DataType, SimData, SimDevice
-
-    profile = load_profile(PROFILE, BUILTIN_DIR)
-    words: list[int] = []
-    for i, p in enumerate(profile.points):
-        words += encode_point(230.0 + i / 10, p)
-    start = profile.points[0].address
-    device = SimDevice(
-        id=1,
-        simdata=(
-            [SimData(65535, values=[False], datatype=DataType.BITS)],
-            [SimData(65535, values=[False], datatype=DataType.BITS)],
-            [SimData(start, values=words, datatype=DataType.REGISTERS)],
-            [SimData(65535, values=[0], datatype=DataType.REGISTERS)],
-        ),
-    )
-
-    async def main() -> None:
-        server = ModbusTcpServer([device], address=("127.0.0.1", 0))
-        await server.serve_forever(background=True)
-        port_out.send(server.transport.sockets[0].getsockname()[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def polls_per_second(poll, seconds: float) -> float:  # type: ignore[no-untyped-def]
@@ -128,26 +109,31 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10, help="alternating planned/naive")
     args = parser.parse_args()
 
-    ctx = mp.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(send,), daemon=True)
-    server.start()
-    port = receive.recv()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            site = Path(tmp) / "site.yaml"
-            site.write_text(
-                "storage: {data_dir: data}\ndevices:\n"
-                f"  - {{id: umg509, driver: modbus, profile: {PROFILE}, connection: "
-                f"{{transport: tcp, host: 127.0.0.1, port: {port}, retries: 0}}}}\n"
-            )
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site.yaml"
+        site.write_text(
+            "storage: {data_dir: data}\ndevices:\n"
+            f"  - {{id: umg509, driver: modbus, profile: {PROFILE}, connection: "
+            f"{{transport: tcp, host: 127.0.0.1, port: {free_port()}, retries: 0}}}}\n"
+        )
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "energy_pipeline", "simulate", "--config", str(site), "--json"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        try:
+            assert simulator.stdout is not None
+            ready = json.loads(simulator.stdout.readline())  # printed once it accepts
+            print(f"simulator: {', '.join(ready['endpoints'])} (pid {simulator.pid})")
             driver = build_drivers(load_config(site, env={}))["umg509"]
             assert isinstance(driver, ModbusDriver)
             result = asyncio.run(measure(driver, args.seconds, args.rounds))
             ours_us, theirs_us = decode_costs(driver)
-    finally:
-        server.kill()
-        server.join()
+        finally:
+            simulator.terminate()
+            simulator.wait(10)
 
     planned = statistics.median(result["planned"])
     naive = statistics.median(result["naive"])
