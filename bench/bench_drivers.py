@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from energy_pipeline.config import Config  # noqa: E402
+from energy_pipeline.config import Config
 
 Report = list[tuple[str, str]]
 
