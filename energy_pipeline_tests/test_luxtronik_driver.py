@@ -100,7 +100,7 @@ def test_a_poll_reads_all_three_vectors_with_names_and_attributes(sim: SimProces
     assert values["ID_WEB_VD1out"] in (0.0, 1.0)
     assert "Unknown_Calculation_269" in values
     assert first.attributes["ID_WEB_SoftStand"] == "V3.88.0"
-    assert drv.attempts == 1
+    assert drv.last_attempts == 1
     assert second.values[first.names.index("ID_WEB_WMZ_Seit")] >= values["ID_WEB_WMZ_Seit"]
 
 
@@ -134,7 +134,7 @@ def test_a_server_that_accepts_and_never_answers_times_out(sim: SimProcess) -> N
     drv = driver(sim.port, timeout=0.2, retries=1)
     with pytest.raises(DeviceTimeout, match=r"within 0.2 s \(3003 header\)"):
         read(drv)
-    assert drv.attempts == 2
+    assert drv.last_attempts == 2
 
 
 def test_nothing_listening_is_a_connection_error() -> None:

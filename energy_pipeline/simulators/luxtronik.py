@@ -240,8 +240,10 @@ class HeatPumpModel:
         return self._parameters, c, self._visibilities
 
     def values_at(self, ts: datetime) -> dict[str, float]:
-        """Engineering values as the driver decodes them (text attributes are not values)."""
-        return decode(*self.raw_at(ts)).valid_values()
+        """Engineering values as the driver decodes them (text attributes are not values; the
+        model never produces invalid ones, so every name is present at every instant)."""
+        sample = decode(*self.raw_at(ts))
+        return dict(zip(sample.names, sample.values.tolist(), strict=True))
 
 
 def _addresses(host: str) -> tuple[str, str, str, str]:

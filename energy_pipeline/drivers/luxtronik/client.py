@@ -38,7 +38,7 @@ class LuxtronikDriver(Driver):
         self.port = port
         self.timeout = timeout
         self.retries = retries
-        self.attempts = 0
+        self.last_attempts = 0
         """How many connections the last `read()` needed (1 when the first one worked)."""
         self._writer: asyncio.StreamWriter | None = None
         self._step = "connect"
@@ -47,7 +47,7 @@ class LuxtronikDriver(Driver):
     async def read(self) -> Sample:
         last: DeviceError | None = None
         for attempt in range(1, self.retries + 2):
-            self.attempts = attempt
+            self.last_attempts = attempt
             try:
                 return await self._poll()
             except DeviceError as exc:
