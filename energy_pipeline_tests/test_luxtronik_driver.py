@@ -4,6 +4,7 @@ switched over its stdin), plus an in-process recording server for what goes on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import subprocess
@@ -12,9 +13,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
+    DeviceError,
     DeviceProtocolError,
     DeviceTimeout,
 )
@@ -191,3 +195,33 @@ def test_one_connection_per_poll_with_only_the_three_read_commands() -> None:
     sample = asyncio.run(go())
     assert connections == [[3003, 3004, 3005], [3003, 3004, 3005]]
     assert sample.names[:2] == ("ID_Transfert_LuxNet", "ID_Einst_WK_akt")
+
+
+VALID_PREFIXES = (
+    b"",
+    protocol.encode_response(3003, np.arange(5)),
+    protocol.encode_response(3003, np.arange(5)) + protocol.encode_response(3004, np.arange(90)),
+)
+
+
+@given(st.sampled_from(VALID_PREFIXES), st.binary(max_size=64))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_wire_bytes_give_a_sample_or_a_device_error(prefix: bytes, tail: bytes) -> None:
+    """A server that answers the first request with valid frames, then arbitrary bytes, then
+    hangs up: the driver returns a Sample or raises a DeviceError, never anything else."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readexactly(8)
+            writer.write(prefix + tail)
+            await writer.drain()
+        writer.close()
+
+    async def go() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            drv = driver(server.sockets[0].getsockname()[1], timeout=5.0)
+            with contextlib.suppress(DeviceError):
+                await drv.read()
+
+    asyncio.run(go())
