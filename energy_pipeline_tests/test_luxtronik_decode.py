@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from luxtronik import datatypes
 from luxtronik.calculations import Calculations
 from luxtronik.parameters import Parameters
@@ -152,3 +154,20 @@ def test_short_vectors_decode_what_is_there() -> None:
     assert sample.attributes["ID_WEB_SoftStand"] == "V3.9"
     assert len(sample.names) == 10 + 81
     assert layout(10, 85, 0).lengths == (10, 85, 0)
+
+
+@given(
+    st.lists(st.integers(-(2**31), 2**31 - 1), max_size=40),
+    st.lists(st.integers(-(2**31), 2**31 - 1), max_size=300),
+    st.lists(st.integers(-128, 127), max_size=40),
+)
+@settings(max_examples=100, deadline=None)
+def test_any_integers_decode_to_finite_values(
+    params: list[int], calcs: list[int], vis: list[int]
+) -> None:
+    sample = decode(
+        np.array(params, dtype=">i4"), np.array(calcs, dtype=">i4"), np.array(vis, dtype="i1")
+    )
+    assert len(sample.names) == len(sample.values)
+    assert np.isfinite(sample.values).all()
+    assert all(isinstance(v, str) for v in sample.attributes.values())
