@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
 import socket
 import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +28,7 @@ from energy_pipeline.drivers.base import (
 from energy_pipeline.drivers.luxtronik import protocol
 from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
 from energy_pipeline.readings import Sample
-from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 
 READINGS = 1126 + 251 + 355 - 5 + 30
 """The library's known values less five text attributes, plus the simulator's 10 extra
@@ -225,3 +228,38 @@ def test_any_wire_bytes_give_a_sample_or_a_device_error(prefix: bytes, tail: byt
                 await drv.read()
 
     asyncio.run(go())
+
+
+def test_simulate_and_poll_once_show_the_heat_pump(tmp_path: Path) -> None:
+    """The user's path: `simulate` in one process, `poll-once --json` in another."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "site: {name: plant-a, timezone: Europe/Berlin}\n"
+        "devices:\n"
+        f"  - {{id: lux1, driver: luxtronik, connection: {{host: 127.0.0.1, port: {port}}}}}\n"
+    )
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "energy_pipeline", "simulate", "--config", str(config), "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=cli_env(),
+    )
+    try:
+        assert sim.stdout is not None
+        ready = json.loads(sim.stdout.readline())
+        assert ready["endpoints"] == [f"lux1: luxtronik tcp 127.0.0.1:{port}"]
+        result = run_cli("poll-once", "--config", str(config), "--json")
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(10)
+    assert result.returncode == 0, result.stderr
+    (device,) = json.loads(result.stdout)
+    assert device["device_id"] == "lux1" and device["ok"] is True
+    assert len(device["values"]) == READINGS
+    assert 15.0 < device["values"]["ID_WEB_Temperatur_TVL"] < 60.0
+    assert device["attributes"]["ID_WEB_SoftStand"] == "V3.88.0"
+    assert sim.returncode == 0

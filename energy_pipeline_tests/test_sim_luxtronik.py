@@ -14,6 +14,7 @@ import pytest
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
 from energy_pipeline.drivers.luxtronik.decode import decode
+from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.luxtronik import HeatPumpModel, device_model, start
 
 COUNTERS = (
@@ -124,3 +125,17 @@ def test_plausible_ranges(ts: datetime) -> None:
     assert 15 < values["ID_WEB_Temperatur_TVL"] < 60
     assert 40 <= values["ID_WEB_Temperatur_TBW"] <= 50
     assert 0 <= values["ID_WEB_LIN_HD"] < 30
+
+
+def test_a_busy_port_is_a_simulator_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        cfg = config(sock.getsockname()[1])
+
+        async def go() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                await start(cfg.devices, cfg, stack)
+
+        with pytest.raises(SimulatorError, match=r"lux1: cannot listen on 127\.0\.0\.1"):
+            asyncio.run(go())

@@ -37,6 +37,7 @@ from energy_pipeline.config import Config, Device, LuxtronikDevice
 from energy_pipeline.drivers.luxtronik import protocol
 from energy_pipeline.drivers.luxtronik.decode import decode
 from energy_pipeline.drivers.luxtronik.names import Vector, defined_count
+from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.site import EPOCH, SiteWeather, stable_seed, temperature_curve
 
 log = logging.getLogger(__name__)
@@ -395,7 +396,13 @@ async def start(
             raise TypeError(f"{dev.id}: not a luxtronik device")
         conn = dev.connection
         server = LuxtronikServer(device_model(dev, config), conn.host, conn.port)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise SimulatorError(
+                f"{dev.id}: cannot listen on {conn.host}:{conn.port} ({exc.strerror or exc}); "
+                "expected a free local port"
+            ) from None
         stack.push_async_callback(server.stop)
         lines.append(f"{dev.id}: luxtronik tcp {server.host}:{server.port}")
     return lines
