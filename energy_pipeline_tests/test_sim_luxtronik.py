@@ -15,7 +15,7 @@ from energy_pipeline.config import Config
 from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
 from energy_pipeline.drivers.luxtronik.decode import decode
 from energy_pipeline.simulators import SimulatorError
-from energy_pipeline.simulators.luxtronik import HeatPumpModel, device_model, start
+from energy_pipeline.simulators.luxtronik import HeatPumpModel, LuxtronikServer, device_model, start
 
 COUNTERS = (
     "ID_WEB_Zaehler_BetrZeitVD1",
@@ -139,3 +139,20 @@ def test_a_busy_port_is_a_simulator_error() -> None:
 
         with pytest.raises(SimulatorError, match=r"lux1: cannot listen on 127\.0\.0\.1"):
             asyncio.run(go())
+
+
+def test_what_the_server_sends_is_what_the_model_says_for_that_instant() -> None:
+    """Live polls and `simulate-history` agree: the driver reads the model's values."""
+    instant = WINTER + timedelta(hours=5, minutes=41, seconds=17)
+    m = model()
+
+    async def go() -> dict[str, float]:
+        server = LuxtronikServer(m, "127.0.0.1", 0, clock=lambda: instant)
+        await server.start()
+        try:
+            drv = LuxtronikDriver("lux1", "127.0.0.1", server.port, timeout=1.0, retries=0)
+            return (await drv.read()).valid_values()
+        finally:
+            await server.stop()
+
+    assert asyncio.run(go()) == m.values_at(instant)
