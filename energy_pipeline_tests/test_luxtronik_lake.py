@@ -71,13 +71,11 @@ def test_the_collector_lands_every_heat_pump_value(tmp_path: Path) -> None:
         _stop(sim)
     assert collector.returncode == 0, collector.stderr.read() if collector.stderr else ""
     raw = table_glob(tmp_path / "data", RAW_READINGS)
-    rows = duckdb.sql(
+    ((polls, metrics, flow),) = duckdb.sql(
         f"select count(distinct ts), count(distinct metric), "
         f"max(value) filter (where metric = 'ID_WEB_Temperatur_TVL') "
         f"from read_parquet('{raw}') where device_id = 'lux1'"
-    ).fetchone()
-    assert rows is not None
-    polls, metrics, flow = rows
+    ).fetchall()
     assert polls >= 2
     assert metrics == 1126 + 251 + 355 - 5 + 30
     assert 15.0 < flow < 60.0
