@@ -148,7 +148,7 @@ def test_nothing_listening_is_a_connection_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(DeviceConnectionError, match=f"127.0.0.1:{port}"):
+    with pytest.raises(DeviceConnectionError, match=f"127.0.0.1:{port}: Connection refused"):
         read(driver(port))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import numpy as np
 
@@ -90,8 +91,9 @@ class LuxtronikDriver(Driver):
         except protocol.FrameError as exc:
             raise DeviceProtocolError(self.device_id, str(exc), where=self._step) from None
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise DeviceConnectionError(
-                self.device_id, f"{self.host}:{self.port}: {exc.strerror or exc}", where=self._step
+                self.device_id, f"{self.host}:{self.port}: {reason}", where=self._step
             ) from None
         return decode(*vectors)
 
