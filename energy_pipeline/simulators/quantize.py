@@ -27,8 +27,12 @@ def _raw_range(point: Point) -> tuple[float, float]:
         limit = float(np.finfo(np.float32 if point.data_type == "float32" else np.float64).max)
         return -limit, limit
     if point.data_type.startswith("uint"):
-        return 0.0, float(2**bits - 1)
-    return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+        low, high = 0, 2**bits - 1
+    else:
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    # 2**63 - 1 and 2**64 - 1 are not floats: round the top down to the nearest one below.
+    top = float(high)
+    return float(low), top if int(top) <= high else float(np.nextafter(top, 0.0))
 
 
 class Quantizer:
