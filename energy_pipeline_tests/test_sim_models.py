@@ -194,3 +194,18 @@ points:
 def test_instants_before_the_epoch_are_refused_for_cycling_models(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="EPOCH"):
         models(tmp_path)["hp"].values_at(datetime(2019, 6, 1, tzinfo=UTC))
+
+
+def test_heat_pump_charges_hot_water_twice_a_day(tmp_path: Path) -> None:
+    m = models(tmp_path)["hp"]
+    day = instants(datetime(2026, 1, 14, 0, 0, tzinfo=UTC), 86_400, 60)
+    series = [m.values_at(ts) for ts in day]
+    hot_water_hours = {
+        ts.hour + 1 for ts, v in zip(day, series, strict=True) if v["operating_mode"] == 2
+    }  # local = UTC + 1 h in January
+    assert {5, 17} <= hot_water_hours <= {5, 6, 17, 18}
+    temps = np.array([v["hot_water_temperature"] for v in series])
+    charging = np.array([v["operating_mode"] == 2 for v in series])
+    assert temps[charging].max() > temps[~charging][:240].min() + 3
+    cooling = temps[np.flatnonzero(charging)[-1] + 1 :]
+    assert np.all(np.diff(cooling) <= 0) and cooling[-1] < cooling[0]
