@@ -202,6 +202,19 @@ def test_pv1800_simulator_is_strict_about_its_blocks(tmp_path: Path) -> None:
     }
 
 
+def test_a_stale_link_from_a_crashed_run_is_replaced(tmp_path: Path) -> None:
+    config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
+    stale = tmp_path / "data" / "ups.tty"
+    stale.parent.mkdir(parents=True)
+    stale.symlink_to("/dev/pts/does-not-exist")
+
+    async def body(_lines: list[str]) -> str:
+        return str(stale.readlink())
+
+    assert serve(config, body).startswith("/dev/pts/")
+    assert not stale.is_symlink()
+
+
 def test_a_path_that_is_not_a_symlink_is_never_replaced(tmp_path: Path) -> None:
     config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
     real = tmp_path / "data" / "ups.tty"
