@@ -170,9 +170,13 @@ class Config(Strict):
         return self.resolve(self.storage.data_dir)
 
     def resolve(self, path: str | Path) -> Path:
-        """Paths in the file are relative to the file, whatever the working directory."""
+        """Paths in the file are relative to the file, whatever the working directory.
+
+        Symlinks are kept, not followed: a `/dev/serial/by-id/...` name must still point at the
+        right adapter after a replug, and a simulator's pty link must stay manageable.
+        """
         p = Path(path).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
+        return Path(os.path.normpath(p if p.is_absolute() else self.base_dir / p))
 
     def device(self, device_id: str) -> Device:
         for dev in self.devices:

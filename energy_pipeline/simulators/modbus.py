@@ -38,7 +38,7 @@ from energy_pipeline.simulators.meter3p import ThreePhaseMeter
 from energy_pipeline.simulators.must import Ep20Ups, Pv1800
 from energy_pipeline.simulators.points import GenericPoint, Quantity, resolve
 from energy_pipeline.simulators.quantize import Quantizer
-from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, link_path, unlink
+from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, unlink
 from energy_pipeline.simulators.site import (
     SiteWeather,
     load_curve,
@@ -267,7 +267,7 @@ async def start(
         if isinstance(conn, ModbusTcp):
             tcp.setdefault((conn.host, conn.port), []).append(dev)
         else:
-            rtu.setdefault(link_path(config, conn.serial_port), []).append(dev)
+            rtu.setdefault(config.resolve(conn.serial_port), []).append(dev)
     lines: list[str] = []
     for (host, port), devs in tcp.items():
         models = _models(devs, config, clock)
