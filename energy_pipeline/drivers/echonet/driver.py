@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -119,6 +120,16 @@ class SavedState:
         )
 
 
+def serial_path(config: Config, port: str) -> Path:
+    """The configured port relative to the config file, with symlinks kept, not followed.
+
+    A /dev/serial/by-id link or a simulator's pty link must be re-read at every reconnect:
+    the device behind it changes when the dongle is replugged.
+    """
+    path = Path(port).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else config.base_dir / path))
+
+
 def _open_serial(path: str, baudrate: int, read_interval: float) -> SerialLike:
     import serial
 
@@ -140,7 +151,7 @@ class BRouteMeter(Driver):
     ):
         super().__init__(device.id)
         conn = device.connection
-        self.port_path = str(config.resolve(conn.serial_port))
+        self.port_path = str(serial_path(config, conn.serial_port))
         self.baudrate = conn.baudrate
         self.retries = conn.retries
         self.data_dir = config.data_dir
