@@ -146,6 +146,7 @@ def test_slots_are_wall_clock_times_on_dst_days() -> None:
         datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
         datetime(2026, 3, 29, 21, 30, tzinfo=UTC),
     ]
-    assert m.slot_epoch(date(2026, 5, 20), 28, TOKYO) == datetime(
-        2026, 5, 20, 5, 0, tzinfo=UTC
-    ).timestamp()
+    assert (
+        m.slot_epoch(date(2026, 5, 20), 28, TOKYO)
+        == datetime(2026, 5, 20, 5, 0, tzinfo=UTC).timestamp()
+    )

@@ -195,26 +195,19 @@ class Wire:
                 return msg
             self._fill(deadline)
 
-    def _take_line(self) -> bytes | None:
-        idx = self.buf.find(b"\r\n")
-        if idx < 0:
-            if len(self.buf) > MAX_LINE:
-                self.buf.clear()
-                return b"\x00"
-            return None
-        line = bytes(self.buf[:idx])
-        del self.buf[: idx + 2]
-        return line
-
     def _parse(self) -> Message | None:
         while self.buf:
             if self.buf.startswith(b"ERXUDP "):
                 return self._parse_erxudp()
             if len(self.buf) < 7 and b"ERXUDP ".startswith(bytes(self.buf)):
                 return None
-            line = self._take_line()
-            if line is None:
+            idx = self.buf.find(b"\r\n")
+            if idx < 0 and len(self.buf) <= MAX_LINE:
                 return None
+            if idx < 0 or idx > MAX_LINE:
+                return self._drop_line(f"line longer than {MAX_LINE} bytes")
+            line = bytes(self.buf[:idx])
+            del self.buf[: idx + 2]
             text = line.rstrip().decode("ascii", errors="replace")
             if not text.strip():
                 continue
