@@ -62,7 +62,7 @@ class DongleOptions:
     coefficient: int | None = None
     """D3; None leaves it out of the property map (the driver must then use 1)."""
     unit_code: int = 0x01
-    digits: int = 6
+    digits: int = 7
     offset_kwh: float = 0.0
     """Added to the counter, to put it near its 10^digits wrap."""
     frozen_at: datetime | None = None
@@ -79,7 +79,7 @@ class MeterModel:
     single_phase: bool = False
     coefficient: int = 1
     unit_code: int = 0x01
-    digits: int = 6
+    digits: int = 7
     offset_kwh: float = 0.0
 
     @property
@@ -578,7 +578,7 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, DongleOpti
     p.add_argument("--single-phase", action="store_true")
     p.add_argument("--coefficient", type=int)
     p.add_argument("--unit-code", type=lambda s: int(s, 0), default=0x01)
-    p.add_argument("--digits", type=int, default=6)
+    p.add_argument("--digits", type=int, default=7)
     p.add_argument("--offset-kwh", type=float, default=0.0)
     p.add_argument("--frozen-at", type=datetime.fromisoformat)
     a = p.parse_args(argv)
