@@ -144,35 +144,55 @@ class MeterModel:
             values["current_t_a"] = t
         return values
 
-    def properties(self, ts: datetime, history_day: int) -> dict[int, bytes]:
-        """Every property the meter answers, encoded as EDT bytes."""
-        scale = self.scale
-        r, t = self.currents_a(ts)
-        boundary = self.last_boundary(ts)
-        raw_t = 0x7FFE if t is None else round(t * 10)
-        props = {
-            m.EPC_OPERATION_STATUS: b"\x30",
-            m.EPC_FAULT_STATUS: b"\x42",
-            m.EPC_UNIT: bytes((self.unit_code,)),
-            m.EPC_DIGITS: bytes((self.digits,)),
-            m.EPC_INSTANT_POWER: self.power_w(ts).to_bytes(4, "big", signed=True),
-            m.EPC_INSTANT_CURRENT: round(r * 10).to_bytes(2, "big", signed=True)
-            + raw_t.to_bytes(2, "big", signed=True),
-            m.EPC_CUMULATIVE: (self.counts(ts) % scale.modulus).to_bytes(4, "big"),
-            m.EPC_CUMULATIVE_REVERSE: (0).to_bytes(4, "big"),
-            m.EPC_FIXED_TIME: _fixed_time(boundary, self.counts(boundary) % scale.modulus),
-            m.EPC_FIXED_TIME_REVERSE: _fixed_time(boundary, 0),
-            m.EPC_HISTORY_DAY: bytes((history_day,)),
-            m.EPC_HISTORY: history_day.to_bytes(2, "big")
-            + b"".join(
-                (m.NO_DATA_U32 if v is None else v).to_bytes(4, "big")
-                for v in self.history(ts, history_day)
-            ),
+    def supported(self) -> frozenset[int]:
+        epcs = {
+            m.EPC_OPERATION_STATUS,
+            m.EPC_FAULT_STATUS,
+            m.EPC_GET_MAP,
+            m.EPC_UNIT,
+            m.EPC_DIGITS,
+            *m.POLL_EPCS,
+            m.EPC_HISTORY_DAY,
+            m.EPC_HISTORY,
         }
         if self.coefficient != 1:
-            props[m.EPC_COEFFICIENT] = self.coefficient.to_bytes(4, "big")
-        props[m.EPC_GET_MAP] = el.encode_property_map(frozenset(props) | {m.EPC_GET_MAP})
-        return props
+            epcs.add(m.EPC_COEFFICIENT)
+        return frozenset(epcs)
+
+    def property(self, epc: int, ts: datetime, history_day: int) -> bytes | None:
+        """One property as the meter encodes it, None when it has no such property."""
+        if epc not in self.supported():
+            return None
+        scale = self.scale
+        if epc == m.EPC_INSTANT_POWER:
+            return self.power_w(ts).to_bytes(4, "big", signed=True)
+        if epc == m.EPC_INSTANT_CURRENT:
+            r, t = self.currents_a(ts)
+            raw_t = 0x7FFE if t is None else round(t * 10)
+            return round(r * 10).to_bytes(2, "big", signed=True) + raw_t.to_bytes(
+                2, "big", signed=True
+            )
+        if epc == m.EPC_CUMULATIVE:
+            return (self.counts(ts) % scale.modulus).to_bytes(4, "big")
+        if epc in (m.EPC_FIXED_TIME, m.EPC_FIXED_TIME_REVERSE):
+            boundary = self.last_boundary(ts)
+            count = self.counts(boundary) % scale.modulus if epc == m.EPC_FIXED_TIME else 0
+            return _fixed_time(boundary, count)
+        if epc == m.EPC_HISTORY:
+            slots = self.history(ts, history_day)
+            return history_day.to_bytes(2, "big") + b"".join(
+                (m.NO_DATA_U32 if v is None else v).to_bytes(4, "big") for v in slots
+            )
+        return {
+            m.EPC_OPERATION_STATUS: b"\x30",
+            m.EPC_FAULT_STATUS: b"\x42",
+            m.EPC_GET_MAP: el.encode_property_map(self.supported()),
+            m.EPC_COEFFICIENT: self.coefficient.to_bytes(4, "big"),
+            m.EPC_UNIT: bytes((self.unit_code,)),
+            m.EPC_DIGITS: bytes((self.digits,)),
+            m.EPC_CUMULATIVE_REVERSE: bytes(4),
+            m.EPC_HISTORY_DAY: bytes((history_day,)),
+        }[epc]
 
 
 def _fixed_time(local: datetime, count: int) -> bytes:
@@ -539,8 +559,10 @@ class Dongle:
             esv = el.ESV.SET_RES if ok else el.ESV.SETC_SNA
             props = tuple((epc, b"" if ok else edt) for epc, edt in request.props)
         elif request.esv == el.ESV.GET:
-            known = self.model.properties(now, self.history_day)
-            props = tuple((epc, known.get(epc, b"")) for epc, _ in request.props)
+            props = tuple(
+                (epc, self.model.property(epc, now, self.history_day) or b"")
+                for epc, _ in request.props
+            )
             esv = el.ESV.GET_RES if all(edt for _, edt in props) else el.ESV.GET_SNA
         else:
             return None

@@ -8,8 +8,8 @@ the session that received it.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 EHD1 = 0x10
 EHD2_FORMAT1 = 0x81
@@ -46,8 +46,10 @@ class FrameError(ValueError):
     """Bytes that are not a well-formed ECHONET Lite format-1 frame."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
+    """One frame. A NamedTuple: immutable and about four times cheaper to build than a frozen
+    dataclass, which matters at tens of thousands of frames a second."""
+
     tid: int
     seoj: int
     deoj: int
@@ -99,34 +101,35 @@ def encode(frame: Frame) -> bytes:
 
 def decode(data: bytes) -> Frame:
     """Parse one frame. Trailing bytes are an error: a UDP datagram holds exactly one frame."""
-    if len(data) < HEADER_LEN:
-        raise FrameError(f"{len(data)} bytes; an ECHONET Lite frame has at least {HEADER_LEN}")
-    ehd1, ehd2, tid, seoj, deoj, esv, opc = _HEAD.unpack_from(data)
-    if ehd1 != EHD1:
-        raise FrameError(f"EHD1 {ehd1:02X}; expected 10")
-    if ehd2 != EHD2_FORMAT1:
-        raise FrameError(f"EHD2 {ehd2:02X}; only format 1 (81) is supported")
+    data = bytes(data)
+    size = len(data)
+    if size < HEADER_LEN:
+        raise FrameError(f"{size} bytes; an ECHONET Lite frame has at least {HEADER_LEN}")
+    if data[0] != EHD1:
+        raise FrameError(f"EHD1 {data[0]:02X}; expected 10")
+    if data[1] != EHD2_FORMAT1:
+        raise FrameError(f"EHD2 {data[1]:02X}; only format 1 (81) is supported")
+    opc = data[11]
     if opc == 0:
         raise FrameError("OPC 0; a frame carries at least one property")
-    props: list[tuple[int, bytes]] = []
+    props = []
     pos = HEADER_LEN
     for i in range(opc):
-        if pos + 2 > len(data):
+        if pos + 2 > size:
             raise FrameError(f"truncated at property {i + 1} of {opc} (offset {pos})")
-        epc, pdc = data[pos], data[pos + 1]
-        end = pos + 2 + pdc
-        if end > len(data):
-            raise FrameError(f"EPC {epc:02X}: PDC {pdc} runs past the frame end")
-        props.append((epc, bytes(data[pos + 2 : end])))
+        end = pos + 2 + data[pos + 1]
+        if end > size:
+            raise FrameError(f"EPC {data[pos]:02X}: PDC {data[pos + 1]} runs past the frame end")
+        props.append((data[pos], data[pos + 2 : end]))
         pos = end
-    if pos != len(data):
-        raise FrameError(f"{len(data) - pos} bytes after the last property")
+    if pos != size:
+        raise FrameError(f"{size - pos} bytes after the last property")
     return Frame(
-        tid=tid,
-        seoj=int.from_bytes(seoj, "big"),
-        deoj=int.from_bytes(deoj, "big"),
-        esv=esv,
-        props=tuple(props),
+        (data[2] << 8) | data[3],
+        int.from_bytes(data[4:7], "big"),
+        int.from_bytes(data[7:10], "big"),
+        data[10],
+        tuple(props),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 EPC_OPERATION_STATUS = 0x80
@@ -154,20 +154,21 @@ class Scale:
     coefficient: int = 1
     unit_kwh: float = 0.1
     digits: int = 8
+    kwh_per_count: float = field(init=False)
+    modulus: int = field(init=False)
+    places: int = field(init=False)
 
-    @property
-    def kwh_per_count(self) -> float:
-        return self.coefficient * self.unit_kwh
-
-    @property
-    def modulus(self) -> int:
-        return 10**self.digits
+    def __post_init__(self) -> None:
+        step = self.coefficient * self.unit_kwh
+        object.__setattr__(self, "kwh_per_count", step)
+        object.__setattr__(self, "modulus", 10**self.digits)
+        object.__setattr__(
+            self, "places", max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
+        )
 
     def kwh(self, count: int) -> float:
-        # Rounded to the counter's resolution so 0.1 x 3 reads 0.3, not 0.30000000000000004.
-        step = self.kwh_per_count
-        places = max(0, -math.floor(math.log10(step)) + 1) if step < 1 else 0
-        return round(count * step, places)
+        """Rounded to the counter's resolution, so 3 x 0.1 reads 0.3, not 0.30000000000000004."""
+        return round(count * self.kwh_per_count, self.places)
 
 
 class RolloverCounter:

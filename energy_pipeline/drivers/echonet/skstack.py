@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,11 @@ ECHONET_PORT = 0x0E1A
 PANA_PORT = 0x02CC
 SCAN_CHANNELS = 28
 MAX_LINE = 4096
+# "ERXUDP " + 2 addresses + 2 ports + MAC + 2 flags + LEN, with separators, and some slack.
+ERXUDP_HEAD_MAX = 160
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
+_HEX_OR_COLON = _HEX | {ord(":")}
 _IPV6 = re.compile(r"^[0-9A-Fa-f]{4}(:[0-9A-Fa-f]{4}){7}$")
-_MAC = re.compile(r"^[0-9A-Fa-f]{16}$")
 
 EVENT_UDP_SENT = 0x21
 EVENT_BEACON = 0x20
@@ -83,8 +85,7 @@ class SessionExpired(SkError):
     """EVENT 29 (lifetime expired) or 26/27/28 (terminated): the PANA session must be redone."""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     code: int
     args: tuple[str, ...]
 
@@ -94,8 +95,9 @@ class Event:
         return self.args[-1] if len(self.args) >= 2 else None
 
 
-@dataclass(frozen=True, slots=True)
-class Datagram:
+class Datagram(NamedTuple):
+    """One received UDP datagram. NamedTuples here: built per line, cheap to construct."""
+
     sender: str
     dest: str
     rport: int
@@ -107,8 +109,7 @@ class Datagram:
     binary: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Garbled:
+class Garbled(NamedTuple):
     reason: str
 
 
@@ -224,51 +225,57 @@ class Wire:
         return Garbled(reason)
 
     def _parse_erxudp(self) -> Message | None:
+        """`ERXUDP sender dest rport lport lla secured [side] LEN DATA`; DATA hex or raw.
+
+        The header is split once from a bounded window; binary DATA may hold spaces and CRLF,
+        so it is cut by LEN, never by separators.
+        """
         buf = self.buf
-        pos = 7
-        tokens: list[bytes] = []
-        while True:
-            space = buf.find(b" ", pos)
-            crlf = buf.find(b"\r\n", pos)
-            if crlf >= 0 and (space < 0 or crlf < space):
+        window = bytes(buf[:ERXUDP_HEAD_MAX])
+        parts = window.split(b" ", 9)
+        if len(parts) < 9:
+            if b"\r\n" in window:
                 return self._drop_line("ERXUDP ends before its data")
-            if space < 0:
-                if len(buf) - pos > 64:
-                    return self._drop_line("ERXUDP header field too long")
-                return None
-            token = bytes(buf[pos:space])
-            tokens.append(token)
-            pos = space + 1
-            if len(tokens) >= 7 and len(token) == 4 and _HEX.issuperset(token):
-                break
-            if len(tokens) > 9:
-                return self._drop_line("ERXUDP with too many header fields")
-        try:
-            head = [t.decode("ascii") for t in tokens]
-        except UnicodeDecodeError:
-            return self._drop_line("ERXUDP header is not text")
-        sender, dest, rport, lport, lla, *flags, length = head
-        if not (_IPV6.match(sender) and _IPV6.match(dest) and _MAC.match(lla)):
-            return self._drop_line("ERXUDP addresses malformed")
-        try:
-            rport_n, lport_n, size = int(rport, 16), int(lport, 16), int(length, 16)
-            flag_values = [int(f, 16) for f in flags]
-        except ValueError:
-            return self._drop_line("ERXUDP numeric field malformed")
-        if len(flag_values) not in (1, 2):
-            return self._drop_line("ERXUDP with unexpected flag fields")
+            return None if len(buf) < ERXUDP_HEAD_MAX else self._drop_line("ERXUDP too long")
+        fields = 7 if len(parts[7]) == 4 else 8
+        if fields == 8 and len(parts) < 10:
+            if b"\r\n" in window:
+                return self._drop_line("ERXUDP ends before its data")
+            return None
+        pos = sum(map(len, parts[: fields + 1])) + fields + 1
+        if window.find(b"\r\n", 0, pos) >= 0:
+            return self._drop_line("ERXUDP ends before its data")
+        sender, dest, rport, lport, lla = parts[1:6]
+        length = parts[fields]
+        flags = parts[6:fields]
+        if not (
+            len(sender) == len(dest) == 39
+            and sender[4::5] == dest[4::5] == b":::::::"
+            and len(lla) == 16
+            and len(rport) == len(lport) == len(length) == 4
+            and all(len(f) <= 2 for f in flags)
+            and _HEX_OR_COLON.issuperset(
+                sender + dest + lla + rport + lport + length + b"".join(flags)
+            )
+        ):
+            return self._drop_line("ERXUDP header malformed")
+        size = int(length, 16)
         if len(buf) <= pos:
             return None
         if buf[pos] in _HEX:
             end = pos + 2 * size
-            crlf = buf.find(b"\r\n", pos)
+            crlf = buf.find(b"\r\n", pos, end + 2)
             if 0 <= crlf < end:
                 return self._drop_line(f"ERXUDP hex data truncated ({(crlf - pos) // 2} of {size})")
             if len(buf) < end + 2:
                 return None
-            if buf[end : end + 2] != b"\r\n" or not _HEX.issuperset(buf[pos:end]):
+            text = bytes(buf[pos:end])
+            if crlf != end or b" " in text:
                 return self._drop_line("ERXUDP hex data malformed")
-            data = bytes.fromhex(buf[pos:end].decode("ascii"))
+            try:
+                data = bytes.fromhex(text.decode("ascii"))
+            except (ValueError, UnicodeDecodeError):
+                return self._drop_line("ERXUDP hex data malformed")
             del buf[: end + 2]
             binary = False
         else:
@@ -281,13 +288,13 @@ class Wire:
                 del buf[:2]
             binary = True
         return Datagram(
-            sender=sender.upper(),
-            dest=dest.upper(),
-            rport=rport_n,
-            lport=lport_n,
-            sender_lla=lla.upper(),
-            secured=flag_values[0],
-            side=flag_values[1] if len(flag_values) == 2 else None,
+            sender=sender.decode("ascii").upper(),
+            dest=dest.decode("ascii").upper(),
+            rport=int(rport, 16),
+            lport=int(lport, 16),
+            sender_lla=lla.decode("ascii").upper(),
+            secured=int(flags[0], 16),
+            side=int(flags[1], 16) if len(flags) == 2 else None,
             data=data,
             binary=binary,
         )
