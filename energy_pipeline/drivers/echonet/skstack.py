@@ -28,7 +28,12 @@ MAX_LINE = 4096
 # "ERXUDP " + 2 addresses + 2 ports + MAC + 2 flags + LEN, with separators, and some slack.
 ERXUDP_HEAD_MAX = 160
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
-_HEX_OR_COLON = _HEX | {ord(":")}
+_ADDR = rb"[0-9A-Fa-f]{4}(?::[0-9A-Fa-f]{4}){7}"
+# sender dest rport lport sender-MAC secured [side (dual-stack)] LEN, then the data.
+_ERXUDP_HEAD = re.compile(
+    rb"ERXUDP (%s) (%s) ([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{16}) "
+    rb"([0-9A-Fa-f]{1,2}) (?:([0-9A-Fa-f]{1,2}) )?([0-9A-Fa-f]{4}) " % (_ADDR, _ADDR)
+)
 _IPV6 = re.compile(r"^[0-9A-Fa-f]{4}(:[0-9A-Fa-f]{4}){7}$")
 
 EVENT_UDP_SENT = 0x21
@@ -227,38 +232,17 @@ class Wire:
     def _parse_erxudp(self) -> Message | None:
         """`ERXUDP sender dest rport lport lla secured [side] LEN DATA`; DATA hex or raw.
 
-        The header is split once from a bounded window; binary DATA may hold spaces and CRLF,
-        so it is cut by LEN, never by separators.
+        One regex match reads the header in place; binary DATA may hold spaces and CRLF, so
+        it is cut by LEN, never by separators.
         """
         buf = self.buf
-        window = bytes(buf[:ERXUDP_HEAD_MAX])
-        parts = window.split(b" ", 9)
-        if len(parts) < 9:
-            if b"\r\n" in window:
-                return self._drop_line("ERXUDP ends before its data")
-            return None if len(buf) < ERXUDP_HEAD_MAX else self._drop_line("ERXUDP too long")
-        fields = 7 if len(parts[7]) == 4 else 8
-        if fields == 8 and len(parts) < 10:
-            if b"\r\n" in window:
-                return self._drop_line("ERXUDP ends before its data")
+        head = _ERXUDP_HEAD.match(buf)
+        if head is None:
+            if buf.find(b"\r\n", 0, ERXUDP_HEAD_MAX) >= 0 or len(buf) >= ERXUDP_HEAD_MAX:
+                return self._drop_line("ERXUDP header malformed or cut short")
             return None
-        pos = sum(map(len, parts[: fields + 1])) + fields + 1
-        if window.find(b"\r\n", 0, pos) >= 0:
-            return self._drop_line("ERXUDP ends before its data")
-        sender, dest, rport, lport, lla = parts[1:6]
-        length = parts[fields]
-        flags = parts[6:fields]
-        if not (
-            len(sender) == len(dest) == 39
-            and sender[4::5] == dest[4::5] == b":::::::"
-            and len(lla) == 16
-            and len(rport) == len(lport) == len(length) == 4
-            and all(len(f) <= 2 for f in flags)
-            and _HEX_OR_COLON.issuperset(
-                sender + dest + lla + rport + lport + length + b"".join(flags)
-            )
-        ):
-            return self._drop_line("ERXUDP header malformed")
+        sender, dest, rport, lport, lla, secured, side, length = head.groups()
+        pos = head.end()
         size = int(length, 16)
         if len(buf) <= pos:
             return None
@@ -288,15 +272,15 @@ class Wire:
                 del buf[:2]
             binary = True
         return Datagram(
-            sender=sender.decode("ascii").upper(),
-            dest=dest.decode("ascii").upper(),
-            rport=int(rport, 16),
-            lport=int(lport, 16),
-            sender_lla=lla.decode("ascii").upper(),
-            secured=int(flags[0], 16),
-            side=int(flags[1], 16) if len(flags) == 2 else None,
-            data=data,
-            binary=binary,
+            sender.decode("ascii").upper(),
+            dest.decode("ascii").upper(),
+            int(rport, 16),
+            int(lport, 16),
+            lla.decode("ascii").upper(),
+            int(secured, 16),
+            None if side is None else int(side, 16),
+            data,
+            binary,
         )
 
 
