@@ -399,9 +399,13 @@ class BRouteMeter(Driver):
         )
 
     def _fetch_history(self, day: int) -> list[int | None]:
-        self._request(
+        reply = self._request(
             lambda tid: el.set_history_day(tid, day), frozenset({el.ESV.SET_RES, el.ESV.SETC_SNA})
         )
+        if reply.esv == el.ESV.SETC_SNA:
+            raise DeviceExceptionReply(
+                self.device_id, "the meter refused to select a history day (E5)", code=reply.esv
+            )
         props = self._get((m.EPC_HISTORY,))
         if m.EPC_HISTORY not in props:
             raise m.PropertyError("the meter returned no E2 history")
@@ -476,7 +480,11 @@ class BRouteMeter(Driver):
             today = self._fetch_history(0)
             newest = m.newest_slot(today)
             yesterday = self._fetch_history(1) if newest == 0 else None
-        except (SkTimeout, m.PropertyError, DeviceExceptionReply) as exc:
+        except DeviceExceptionReply as exc:
+            log.info("%s: %s; no 30-minute history from this meter", self.device_id, exc)
+            self._history_ok = False
+            return
+        except (SkTimeout, m.PropertyError) as exc:
             log.info("%s: history 1 unavailable (%s); retrying later", self.device_id, exc)
             self._history_due = epoch + HISTORY_RETRY_S
             return
