@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,12 @@ from pathlib import Path
 import pytest
 
 from energy_pipeline.config import Config, EchonetDevice, load_config
-from energy_pipeline.drivers.base import DeviceConnectionError, DeviceError, PortBusyError
+from energy_pipeline.drivers.base import (
+    DeviceConnectionError,
+    DeviceError,
+    DeviceTimeout,
+    PortBusyError,
+)
 from energy_pipeline.drivers.echonet import build
 from energy_pipeline.drivers.echonet.driver import BRouteMeter, Timing, serial_path, state_path
 from energy_pipeline.drivers.echonet.meter import METRICS
@@ -327,3 +333,39 @@ def test_history_day_gives_the_meters_half_hour_readings(sim: Simulator) -> None
     assert first_kwh == model.scale.kwh(model.counts(at))
     assert all(b[1] >= a[1] for a, b in itertools.pairwise(rows))
     assert not any(math.isnan(kwh) for _, kwh in rows)
+
+
+def test_a_silent_dongle_times_out_without_blocking_the_event_loop(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "driver.yaml")
+    link = serial_path(config, meter_device(config).connection.serial_port)
+    link.parent.mkdir(parents=True)
+    master, slave = os.openpty()
+    link.symlink_to(os.ttyname(slave))
+    driver = driver_for(config)
+
+    async def go() -> tuple[BaseException | None, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        try:
+            await driver.read()
+        except DeviceError as exc:
+            return exc, ticks
+        finally:
+            task.cancel()
+            await driver.close()
+        return None, ticks
+
+    try:
+        error, ticks = asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert isinstance(error, DeviceTimeout)
+    assert ticks >= 40  # the 1 s command timeout passed while the loop kept running
