@@ -287,7 +287,7 @@ def test_a_vanishing_dongle_is_reopened_and_rejoined_without_a_scan(
 
 def test_a_missing_port_is_a_connection_error(tmp_path: Path) -> None:
     config = write_config(tmp_path, "driver.yaml")
-    with pytest.raises(DeviceConnectionError, match="cannot open serial port"):
+    with pytest.raises(DeviceConnectionError, match="cannot open the serial port: No such file"):
         read_n(driver_for(config))
 
 

@@ -136,7 +136,9 @@ def _open_serial(path: str, baudrate: int, read_interval: float) -> SerialLike:
     try:
         return serial.Serial(path, baudrate, timeout=read_interval, write_timeout=5.0)
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise SkDisconnected(f"cannot open serial port {path}: {exc}") from None
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        reason = os.strerror(code) if code is not None else str(exc)
+        raise SkDisconnected(f"cannot open the serial port: {reason}") from None
 
 
 class BRouteMeter(Driver):

@@ -106,7 +106,7 @@ def total_current_a(r: float | None, t: float | None) -> float | None:
     """The HEMS seed's `current_a`: R on single-phase two-wire, R + T on three-wire."""
     if r is None:
         return None
-    return r if t is None else r + t
+    return r if t is None else round(r + t, 1)
 
 
 def coefficient(edt: bytes | None) -> int:
