@@ -152,7 +152,7 @@ class MeterModel:
             m.EPC_UNIT,
             m.EPC_DIGITS,
             *m.POLL_EPCS,
-            m.EPC_HISTORY_DAY,
+            el.EPC_HISTORY_DAY,
             m.EPC_HISTORY,
         }
         if self.coefficient != 1:
@@ -191,7 +191,7 @@ class MeterModel:
             m.EPC_UNIT: bytes((self.unit_code,)),
             m.EPC_DIGITS: bytes((self.digits,)),
             m.EPC_CUMULATIVE_REVERSE: bytes(4),
-            m.EPC_HISTORY_DAY: bytes((history_day,)),
+            el.EPC_HISTORY_DAY: bytes((history_day,)),
         }[epc]
 
 
@@ -551,7 +551,7 @@ class Dongle:
         now = self.clock()
         if request.esv == el.ESV.SETC:
             ok = all(
-                epc == m.EPC_HISTORY_DAY and len(edt) == 1 and edt[0] <= 99
+                epc == el.EPC_HISTORY_DAY and len(edt) == 1 and edt[0] <= 99
                 for epc, edt in request.props
             )
             if ok:

@@ -41,6 +41,7 @@ from energy_pipeline.drivers.echonet import meter as m
 from energy_pipeline.drivers.echonet.skstack import (
     JoinFailed,
     PanDescriptor,
+    ScanFailed,
     SerialLike,
     Session,
     SessionExpired,
@@ -59,12 +60,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 HISTORY_RETRY_S = 300.0
-COUNTER_EPCS = (
-    m.EPC_CUMULATIVE,
-    m.EPC_CUMULATIVE_REVERSE,
-    m.EPC_FIXED_TIME,
-    m.EPC_FIXED_TIME_REVERSE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +295,7 @@ class BRouteMeter(Driver):
                 self._state.dual = session.dual
                 if pan is None:
                     self._scan_step += 1
-                    failure = JoinFailed(
+                    failure = ScanFailed(
                         f"no smart meter answered an active scan (duration {duration})"
                     )
                     log.info("%s: %s", self.device_id, failure)
@@ -309,11 +304,11 @@ class BRouteMeter(Driver):
                 self._state.pan = pan
                 self._state.save()
                 log.info(
-                    "%s: found PAN %04X on channel %d (LQI %d)",
+                    "%s: found PAN %04X on channel %d (about %.0f dBm)",
                     self.device_id,
                     pan.pan_id,
                     pan.channel,
-                    pan.lqi,
+                    pan.rssi_dbm,
                 )
             try:
                 session.join(pan)

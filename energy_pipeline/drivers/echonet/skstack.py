@@ -22,7 +22,6 @@ from typing import NamedTuple, Protocol
 log = logging.getLogger(__name__)
 
 ECHONET_PORT = 0x0E1A
-PANA_PORT = 0x02CC
 SCAN_CHANNELS = 28
 MAX_LINE = 4096
 # "ERXUDP " + 2 addresses + 2 ports + MAC + 2 flags + LEN, with separators, and some slack.
@@ -37,7 +36,6 @@ _ERXUDP_HEAD = re.compile(
 _IPV6 = re.compile(r"^[0-9A-Fa-f]{4}(:[0-9A-Fa-f]{4}){7}$")
 
 EVENT_UDP_SENT = 0x21
-EVENT_BEACON = 0x20
 EVENT_SCAN_DONE = 0x22
 EVENT_PANA_FAILED = 0x24
 EVENT_PANA_OK = 0x25
@@ -171,7 +169,6 @@ class Wire:
         self.port = port
         self.clock = clock
         self.buf = bytearray()
-        self.garbled = 0
 
     def write(self, data: bytes) -> None:
         try:
@@ -196,8 +193,6 @@ class Wire:
         while True:
             msg = self._parse()
             if msg is not None:
-                if isinstance(msg, Garbled):
-                    self.garbled += 1
                 return msg
             self._fill(deadline)
 
@@ -315,7 +310,6 @@ class Session:
         self.version: str | None = None
         self.joined = False
         self.meter_ip: str | None = None
-        self.stale_replies = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -480,7 +474,6 @@ class Session:
             result = accept(msg.data)
             if result is not None:
                 return result
-            self.stale_replies += 1
 
 
 def _pan_from(fields: dict[str, str]) -> PanDescriptor | None:
