@@ -220,7 +220,7 @@ class BRouteMeter(Driver):
             self._close_port()
             raise DeviceConnectionError(self.device_id, str(exc), where=self.port_path) from None
         except SkTimeout as exc:
-            if self._session is not None and not self._session.joined:
+            if self._session is None or not self._session.joined:
                 self._close_port()
             raise DeviceTimeout(self.device_id, str(exc), where=self.port_path) from None
         except JoinFailed as exc:
@@ -259,14 +259,17 @@ class BRouteMeter(Driver):
             self._read_scale()
 
     def _open_session(self) -> None:
-        hold = contextlib.ExitStack()
-        hold.enter_context(hold_port(self.port_path, self.data_dir, owner=self.device_id))
+        """Lock and open the port, then version and credentials; all or nothing."""
+        self._hold = contextlib.ExitStack()
         try:
+            self._hold.enter_context(hold_port(self.port_path, self.data_dir, owner=self.device_id))
             self._port = _open_serial(self.port_path, self.baudrate, self.timing.read_interval)
+            self._start_session()
         except BaseException:
-            hold.close()
+            self._close_port()
             raise
-        self._hold = hold
+
+    def _start_session(self) -> None:
         session = Session(
             self._port,
             command_timeout=self.timing.command_timeout,
