@@ -252,8 +252,10 @@ def test_garbage_and_truncated_frames_never_break_a_poll(
     sim: Simulator, mode: str, every: str
 ) -> None:
     config = sim.start("--garble-every", every, "--data-mode", mode)
-    polls = read_n(driver_for(config), 3)
+    driver = driver_for(config)
+    polls = read_n(driver, 3)
     assert polls == [expected(config)] * 3
+    assert driver.last_attempts == (1 if mode == "hex" else 2)
 
 
 def test_a_vanishing_dongle_is_reopened_and_rejoined_without_a_scan(

@@ -173,6 +173,8 @@ class BRouteMeter(Driver):
         self._history_due = 0.0
         self._history_ok = True
         self.names = m.METRICS
+        self.last_attempts = 0
+        """Tries of the most tried request in the last poll; the collector records it."""
 
     # -- Driver interface -------------------------------------------------------------------
 
@@ -196,6 +198,7 @@ class BRouteMeter(Driver):
     # -- the worker thread ------------------------------------------------------------------
 
     def _read_sync(self) -> Sample:
+        self.last_attempts = 1
         return self._guard(self._poll)
 
     def _history_day_sync(self, day: int) -> list[tuple[float, float]]:
@@ -345,7 +348,8 @@ class BRouteMeter(Driver):
         session = self._session
         assert session is not None
         failure: SkError | None = None
-        for _ in range(self.retries + 1):
+        for attempt in range(1, self.retries + 2):
+            self.last_attempts = max(self.last_attempts, attempt)
             tid = self._next_tid()
 
             def accept(data: bytes, tid: int = tid) -> el.Frame | None:
