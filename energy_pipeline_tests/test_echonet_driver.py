@@ -258,6 +258,20 @@ def test_garbage_and_truncated_frames_never_break_a_poll(
     assert driver.last_attempts == (1 if mode == "hex" else 2)
 
 
+@pytest.mark.parametrize(
+    ("options", "attempts"),
+    [(("--reply-before-ok",), 1), (("--tx-fail-every", "2"), 2), (("--reply-delay", "0.05"), 1)],
+    ids=["reply-overtakes-ok", "transmission-failures", "radio-latency"],
+)
+def test_dongle_timing_quirks_are_absorbed(
+    sim: Simulator, options: tuple[str, ...], attempts: int
+) -> None:
+    config = sim.start(*options)
+    driver = driver_for(config)
+    assert read_n(driver, 3) == [expected(config)] * 3
+    assert driver.last_attempts == attempts
+
+
 def test_a_vanishing_dongle_is_reopened_and_rejoined_without_a_scan(
     sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:

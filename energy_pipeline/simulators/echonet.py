@@ -58,6 +58,12 @@ class DongleOptions:
     vanish_after: int | None = None
     """Close the pty after this many requests, and come back after `vanish_for` seconds."""
     vanish_for: float = 1.0
+    reply_delay: float = 0.0
+    """Seconds between a request and its reply: the radio round trip (0.1-2 s in the field)."""
+    reply_before_ok: bool = False
+    """The reply overtakes the OK of SKSENDTO (seen on some firmware)."""
+    tx_fail_every: int | None = None
+    """EVENT 21 01 (transmission failed) and no reply for every Nth request."""
     single_phase: bool = False
     coefficient: int | None = None
     """D3; None leaves it out of the property map (the driver must then use 1)."""
@@ -511,11 +517,16 @@ class Dongle:
         if not self.joined:
             self._line("FAIL ER10")
             return
-        self._line(f"EVENT 21 {dest}{self._side()} 00")
-        self._line("OK")
         self.requests += 1
         self.since_join += 1
         opts = self.options
+        if opts.tx_fail_every and self.requests % opts.tx_fail_every == 0:
+            self._line(f"EVENT 21 {dest}{self._side()} 01")
+            self._line("OK")
+            return
+        self._line(f"EVENT 21 {dest}{self._side()} 00")
+        if not opts.reply_before_ok:
+            self._line("OK")
         if opts.expire_after and self.since_join > opts.expire_after:
             self.joined = False
             self._line(f"EVENT 29 {self.meter_ip}{self._side()}")
@@ -523,8 +534,12 @@ class Dongle:
         reply = self._answer(payload)
         if opts.garble_every and self.requests % opts.garble_every == 0:
             self._garbage(reply)
-        if reply is not None:
+        if reply is not None and opts.reply_delay and self.loop:
+            self.loop.call_later(opts.reply_delay, self._datagram, reply)
+        elif reply is not None:
             self._datagram(reply)
+        if opts.reply_before_ok:
+            self._line("OK")
         if opts.vanish_after and self.requests % opts.vanish_after == 0 and self.loop:
             self.loop.call_later(0.05, self.vanish, opts.vanish_for)
 
@@ -597,6 +612,9 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, DongleOpti
     p.add_argument("--garble-every", type=int)
     p.add_argument("--vanish-after", type=int)
     p.add_argument("--vanish-for", type=float, default=1.0)
+    p.add_argument("--reply-delay", type=float, default=0.0)
+    p.add_argument("--reply-before-ok", action="store_true")
+    p.add_argument("--tx-fail-every", type=int)
     p.add_argument("--single-phase", action="store_true")
     p.add_argument("--coefficient", type=int)
     p.add_argument("--unit-code", type=lambda s: int(s, 0), default=0x01)
@@ -615,6 +633,9 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, DongleOpti
         garble_every=a.garble_every,
         vanish_after=a.vanish_after,
         vanish_for=a.vanish_for,
+        reply_delay=a.reply_delay,
+        reply_before_ok=a.reply_before_ok,
+        tx_fail_every=a.tx_fail_every,
         single_phase=a.single_phase,
         coefficient=a.coefficient,
         unit_code=a.unit_code,

@@ -62,6 +62,10 @@ class SkTimeout(SkError):
     pass
 
 
+class SkSendFailed(SkTimeout):
+    """EVENT 21 01: the frame never left the radio; as good as unanswered, so retried."""
+
+
 class SkDisconnected(SkError):
     """The serial port went away (dongle unplugged, pty closed)."""
 
@@ -309,6 +313,7 @@ class Session:
         self.dual: bool | None = None
         self.version: str | None = None
         self.joined = False
+        self._early: list[Datagram] = []
         self.meter_ip: str | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -445,20 +450,23 @@ class Session:
         side = " 0" if self.dual else ""
         head = f"SKSENDTO 1 {self.meter_ip} {ECHONET_PORT:04X} 1{side} {len(payload):04X} "
         log.debug("dongle <- %s<%d bytes>", head, len(payload))
+        self._early.clear()
         self.wire.write(head.encode("ascii") + payload)
         deadline = self._deadline()
         sent = False
         ok = False
         while not (sent and ok):
             msg = self._next(deadline)
-            if isinstance(msg, str):
+            if isinstance(msg, Datagram):
+                self._early.append(msg)
+            elif isinstance(msg, str):
                 if msg.startswith("FAIL"):
                     raise SkCommandFailed("SKSENDTO", msg[5:].strip() or "?")
                 if msg == "OK":
                     ok = True
             elif isinstance(msg, Event) and msg.code == EVENT_UDP_SENT:
                 if msg.param == "01":
-                    raise SkCommandFailed("SKSENDTO", "EVENT 21 01 (transmission failed)")
+                    raise SkSendFailed("the radio transmission failed (EVENT 21 01)")
                 if msg.param != "02":
                     sent = True
 
@@ -466,7 +474,7 @@ class Session:
         """Datagrams from the meter on port 3610 until `accept` returns non-None."""
         deadline = self._deadline(timeout)
         while True:
-            msg = self._next(deadline)
+            msg = self._early.pop(0) if self._early else self._next(deadline)
             if not isinstance(msg, Datagram) or msg.rport != ECHONET_PORT:
                 continue
             if self.meter_ip is not None and msg.sender != self.meter_ip:
