@@ -24,17 +24,25 @@ import signal
 import sys
 import tty
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from energy_pipeline.config import Config, EchonetDevice, load_config
 from energy_pipeline.drivers.echonet import frame as el
 from energy_pipeline.drivers.echonet import meter as m
 from energy_pipeline.drivers.echonet.driver import serial_path
 from energy_pipeline.drivers.echonet.skstack import link_local
-from energy_pipeline.simulators.site import SiteWeather, stable_seed
+from energy_pipeline.simulators.site import (
+    Curve,
+    SiteWeather,
+    load_curve,
+    seconds_since_epoch,
+    stable_seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,26 +96,42 @@ class MeterModel:
     digits: int = 7
     offset_kwh: float = 0.0
 
-    @property
-    def scale(self) -> m.Scale:
-        return m.Scale(self.coefficient, m.UNIT_KWH[self.unit_code], self.digits)
+    scale: m.Scale = field(init=False)
+    curve: Curve = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "scale", m.Scale(self.coefficient, m.UNIT_KWH[self.unit_code], self.digits)
+        )
+        object.__setattr__(self, "curve", load_curve(self.site.seed, self.site.tz))
 
     def power_w(self, ts: datetime) -> int:
-        return round(self.share * self.site.load_w(ts))
+        return round(self.share * float(self.curve.value(seconds_since_epoch(ts))))
 
     def currents_a(self, ts: datetime) -> tuple[float, float | None]:
+        return self._currents(self.power_w(ts))
+
+    def _currents(self, power: int) -> tuple[float, float | None]:
         """Single-phase three-wire 100/200 V: R and T carry 55/45 % of the power at 100 V."""
-        power = self.power_w(ts)
         if self.single_phase:
             return round(power / 100.0, 1), None
         return round(0.55 * power / 100.0, 1), round(0.45 * power / 100.0, 1)
 
     def energy_kwh(self, ts: datetime) -> float:
-        return self.offset_kwh + self.share * self.site.energy_wh(ts) / 1000.0
+        return float(self._energy_kwh(np.array([seconds_since_epoch(ts)]))[0])
+
+    def _energy_kwh(self, seconds: np.ndarray) -> np.ndarray:
+        """The exact integral of the meter's share of the site load, plus the offset."""
+        return self.offset_kwh + self.share * np.asarray(self.curve.integral(seconds)) / 3.6e6
 
     def counts(self, ts: datetime) -> int:
         """The unwrapped register count (the meter shows it modulo 10^digits)."""
-        return math.floor(self.energy_kwh(ts) / self.scale.kwh_per_count + 1e-9)
+        return self.counts_many([ts])[0]
+
+    def counts_many(self, instants: Sequence[datetime]) -> list[int]:
+        """`counts` at many instants in one vectorised evaluation of the energy integral."""
+        kwh = self._energy_kwh(np.array([seconds_since_epoch(ts) for ts in instants]))
+        return [math.floor(v) for v in kwh / self.scale.kwh_per_count + 1e-9]
 
     def last_boundary(self, ts: datetime) -> datetime:
         local = ts.astimezone(self.tz)
@@ -120,31 +144,30 @@ class MeterModel:
         """E2 for `day` days ago: the count at each half hour that has passed, else no data."""
         today = ts.astimezone(self.tz).date()
         target = today - timedelta(days=day)
-        out: list[int | None] = []
-        for slot in range(m.SLOTS_PER_DAY):
-            at = self.slot_instant(target, slot)
-            out.append(self.counts(at) % self.scale.modulus if at <= ts else None)
-        return out
+        instants = [self.slot_instant(target, slot) for slot in range(m.SLOTS_PER_DAY)]
+        counts = self.counts_many(instants)
+        modulus = self.scale.modulus
+        return [c % modulus if at <= ts else None for at, c in zip(instants, counts, strict=True)]
 
     def values_at(self, ts: datetime) -> dict[str, float]:
         """What the driver reports at `ts` (counters unwrapped, as the driver unwraps them)."""
         scale = self.scale
-        r, t = self.currents_a(ts)
+        power = self.power_w(ts)
+        r, t = self._currents(power)
         boundary = self.last_boundary(ts)
         previous = boundary - timedelta(minutes=30)
+        now_count, boundary_count, previous_count = self.counts_many([ts, boundary, previous])
         values = {
-            "instant_power_w": float(self.power_w(ts)),
+            "instant_power_w": float(power),
             "current_r_a": r,
-            "current_a": r if t is None else round(r + t, 1),
-            "cumulative_power_kwh": scale.kwh(self.counts(ts)),
+            "current_a": m.total_current_a(r, t) or 0.0,
+            "cumulative_power_kwh": scale.kwh(now_count),
             "cumulative_power_export_kwh": 0.0,
             "historical_timestamp": boundary.timestamp(),
-            "historical_cumulative_power_kwh": scale.kwh(self.counts(boundary)),
+            "historical_cumulative_power_kwh": scale.kwh(boundary_count),
             "historical_cumulative_power_export_kwh": 0.0,
             "recent_30min_timestamp": boundary.timestamp(),
-            "recent_30min_consumption_kwh": scale.kwh(
-                self.counts(boundary) - self.counts(previous)
-            ),
+            "recent_30min_consumption_kwh": scale.kwh(boundary_count - previous_count),
         }
         if t is not None:
             values["current_t_a"] = t
