@@ -29,7 +29,7 @@ from energy_pipeline.drivers.base import (
     PortBusyError,
 )
 from energy_pipeline.drivers.echonet import build
-from energy_pipeline.drivers.echonet.driver import BRouteMeter, Timing, serial_path, state_path
+from energy_pipeline.drivers.echonet.driver import BRouteMeter, Timing, state_path
 from energy_pipeline.drivers.echonet.meter import METRICS
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.simulators.echonet import DongleOptions, meter_model
@@ -309,7 +309,7 @@ def test_a_missing_port_is_a_connection_error(tmp_path: Path) -> None:
 
 def test_a_port_held_by_another_process_is_busy(sim: Simulator) -> None:
     config = sim.start()
-    port = serial_path(config, meter_device(config).connection.serial_port)
+    port = config.resolve(meter_device(config).connection.serial_port)
     with hold_port(port, config.data_dir, owner="collector"), pytest.raises(PortBusyError):
         read_n(driver_for(config))
 
@@ -353,7 +353,7 @@ def test_history_day_gives_the_meters_half_hour_readings(sim: Simulator) -> None
 
 def test_a_silent_dongle_times_out_without_blocking_the_event_loop(tmp_path: Path) -> None:
     config = write_config(tmp_path, "driver.yaml")
-    link = serial_path(config, meter_device(config).connection.serial_port)
+    link = config.resolve(meter_device(config).connection.serial_port)
     link.parent.mkdir(parents=True)
     master, slave = os.openpty()
     link.symlink_to(os.ttyname(slave))

@@ -34,7 +34,6 @@ import numpy as np
 from energy_pipeline.config import Config, EchonetDevice, load_config
 from energy_pipeline.drivers.echonet import frame as el
 from energy_pipeline.drivers.echonet import meter as m
-from energy_pipeline.drivers.echonet.driver import serial_path
 from energy_pipeline.drivers.echonet.skstack import link_local
 from energy_pipeline.simulators.site import (
     Curve,
@@ -260,7 +259,7 @@ class Dongle:
     ):
         self.device = device
         self.options = options
-        self.link = serial_path(config, device.connection.serial_port)
+        self.link = config.resolve(device.connection.serial_port)
         self.model = meter_model(device, config, options)
         self.clock = clock if options.frozen_at is None else (lambda: options.frozen_at)
         seed = stable_seed(config.site.name, device.id)

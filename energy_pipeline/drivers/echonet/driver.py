@@ -115,16 +115,6 @@ class SavedState:
         )
 
 
-def serial_path(config: Config, port: str) -> Path:
-    """The configured port relative to the config file, with symlinks kept, not followed.
-
-    A /dev/serial/by-id link or a simulator's pty link must be re-read at every reconnect:
-    the device behind it changes when the dongle is replugged.
-    """
-    path = Path(port).expanduser()
-    return Path(os.path.normpath(path if path.is_absolute() else config.base_dir / path))
-
-
 def _open_serial(path: str, baudrate: int, read_interval: float) -> SerialLike:
     import serial
 
@@ -148,7 +138,7 @@ class BRouteMeter(Driver):
     ):
         super().__init__(device.id)
         conn = device.connection
-        self.port_path = str(serial_path(config, conn.serial_port))
+        self.port_path = str(config.resolve(conn.serial_port))
         self.baudrate = conn.baudrate
         self.retries = conn.retries
         self.data_dir = config.data_dir
