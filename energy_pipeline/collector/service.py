@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -564,3 +565,30 @@ def _floor_minute_us(ts: float) -> int:
 
 
 SinkFactory = Callable[[Config, CollectorState], Sequence[OutcomeSink]]
+"""Builds live outputs around the collector's state (the live package provides one)."""
+
+
+def run_collect(config: Config, sink_factory: SinkFactory | None = None) -> int:
+    """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0."""
+    from energy_pipeline.collector.lock import CollectorRunning
+    from energy_pipeline.drivers import build_drivers
+
+    if not config.devices:
+        log.error("no devices in %s; nothing to collect", config.path)
+        return 1
+    service = CollectorService(config, build_drivers(config))
+    if sink_factory is not None:
+        service.sinks.extend(sink_factory(config, service.state))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    except CollectorRunning as exc:
+        log.error("%s", exc)
+        return 1
+    return 1 if service.state.dropped_rows or service._unwritten else 0

@@ -117,3 +117,15 @@ def render(docs: list[dict[str, Any]]) -> str:
                 line += f"  missed {dev['missed_ticks']}"
             lines.append(line)
     return "\n".join(lines)
+
+
+def show_status(data_dir: Path, as_json: bool) -> int:
+    """`energy-pipeline status`: every collector of the lake; exit 1 when there is none."""
+    docs = collector_statuses(data_dir)
+    if as_json:
+        print(json.dumps(docs, indent=2))
+    elif docs:
+        print(render(docs))
+    else:
+        print(f"no collector status under {data_dir / 'state'}")
+    return 0 if docs else 1

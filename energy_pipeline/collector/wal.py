@@ -145,7 +145,7 @@ class WriteAheadLog:
         """Remove segments older than `seq` (their rows are all in the lake)."""
         removed = False
         for old in self.segments():
-            if old < seq and old != self.segment:
+            if old < seq and not (old == self.segment and self._fd is not None):
                 self.path(old).unlink(missing_ok=True)
                 removed = True
         if removed:
