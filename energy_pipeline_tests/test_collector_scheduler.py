@@ -51,7 +51,7 @@ def test_next_tick_follows_the_last_one_without_drift():
     now = 1000.0
     ks = []
     for _ in range(1000):
-        instant, due = next_due([group], now)
+        instant, _ = next_due([group], now)
         now = instant + 0.003
         ks.append(take(group, now)[0])
     assert ks == list(range(ks[0], ks[0] + 1000))
