@@ -243,7 +243,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
 
 
 def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
-    from energy_pipeline.profiles import ProfileNotFound, resolve_profile
+    from energy_pipeline.profiles import ProfileNotFound, load_profile
 
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -259,9 +259,16 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
         seen.setdefault(dev.id, i)
         if isinstance(dev, ModbusDevice):
             try:
-                resolve_profile(dev.profile, config.base_dir)
+                load_profile(dev.profile, config.base_dir)
             except ProfileNotFound as exc:
                 problems.append(loaded.problem(("devices", i, "profile"), str(exc)))
+            except ConfigError as exc:
+                problems.append(
+                    loaded.problem(
+                        ("devices", i, "profile"), f"profile {dev.profile!r} is invalid (below)"
+                    )
+                )
+                problems.extend(exc.problems)
     return problems
 
 
