@@ -230,6 +230,8 @@ class CollectorService:
         except OSError as exc:
             self._storage_failed(exc, "sealing the replayed write-ahead log")
         self.wal.rotate()
+        empty = self.encoder.encode([])
+        encode_frame(empty.raw, empty.polls)  # warm Arrow's IPC path before the first tick
 
     async def _drain(self) -> None:
         """After the last tick: wait for polls in flight (bounded by their budgets), commit."""
