@@ -185,7 +185,7 @@ def test_mute_device_times_out_after_retries(tmp_path: Path) -> None:
         with pytest.raises(DeviceTimeout) as info:
             asyncio.run(driver.read())
     assert driver.last_attempts == 2
-    assert "mute: no reply within 0.2 s (unit 10, holding 30000-30026)" == str(info.value)
+    assert str(info.value) == "mute: no reply within 0.2 s (unit 10, holding 30000-30026)"
 
 
 def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:

@@ -17,6 +17,10 @@ from typing import Protocol
 from energy_pipeline.config import Config, Device
 
 
+class SimulatorError(RuntimeError):
+    """A simulator could not start (port in use, a path it must not replace, no such family)."""
+
+
 class DeviceModel(Protocol):
     """A device's engineering values (metric name -> value) at an aware UTC instant.
 
@@ -27,6 +31,13 @@ class DeviceModel(Protocol):
 
 
 def _family(driver: str) -> ModuleType:
+    try:
+        return _import_family(driver)
+    except ImportError as exc:
+        raise SimulatorError(f"no simulator for driver {driver!r} in this build ({exc})") from None
+
+
+def _import_family(driver: str) -> ModuleType:
     if driver == "modbus":
         from energy_pipeline.simulators import modbus as family
     elif driver == "luxtronik":

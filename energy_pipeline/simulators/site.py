@@ -124,7 +124,8 @@ def _weekly_profile(t_local: np.ndarray) -> np.ndarray:
     return np.where(day >= 5, weekend, weekday)
 
 
-def _standard_offset_s(tz: str | tzinfo | None) -> float:
+def standard_offset_s(tz: str | tzinfo | None) -> float:
+    """The zone's standard (winter, north) offset from UTC in seconds: the curves' local time."""
     if tz is None:
         return 0.0
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
@@ -180,6 +181,14 @@ def _temperature_curve(seed: int, offset_s: float) -> Curve:
     return Curve(10.0, np.concatenate(amps), np.concatenate(omegas), np.concatenate(phases))
 
 
+@cache
+def noise_curve(seed: int, min_period_s: float, max_period_s: float, total: float) -> Curve:
+    """Zero-mean smooth noise (eight seeded sinusoids) whose amplitude never exceeds `total`."""
+    rng = np.random.default_rng([seed, 3])
+    amps, omegas, phases = _seeded_sinusoids(rng, 8, min_period_s, max_period_s, total)
+    return Curve(0.0, amps, omegas, phases)
+
+
 def seconds_since_epoch(ts: datetime) -> float:
     if ts.tzinfo is None:
         raise ValueError(f"expected an aware datetime (UTC), got naive {ts.isoformat()}")
@@ -188,11 +197,11 @@ def seconds_since_epoch(ts: datetime) -> float:
 
 def load_curve(seed: int, tz: str | tzinfo | None = None) -> Curve:
     """The site load curve in W (t in seconds since EPOCH), for vectorised use."""
-    return _load_curve(seed, _standard_offset_s(tz))
+    return _load_curve(seed, standard_offset_s(tz))
 
 
 def temperature_curve(seed: int, tz: str | tzinfo | None = None) -> Curve:
-    return _temperature_curve(seed, _standard_offset_s(tz))
+    return _temperature_curve(seed, standard_offset_s(tz))
 
 
 def site_load_w(ts: datetime, seed: int, tz: str | tzinfo | None = None) -> float:

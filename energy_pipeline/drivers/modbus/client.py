@@ -156,9 +156,7 @@ class Bus:
         if not ok:
             client.close()
             self._port_hold.close()
-            raise DeviceConnectionError(
-                device_id, f"cannot connect to {self.endpoint}: {reason}", where=str(self.endpoint)
-            )
+            raise DeviceConnectionError(device_id, f"cannot connect to {self.endpoint}: {reason}")
         self._client = client
         return time.perf_counter() - started
 

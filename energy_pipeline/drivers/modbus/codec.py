@@ -147,6 +147,7 @@ class _Group:
     out: np.ndarray  # indices into the output array
     byte_index: np.ndarray  # (k, 2 * width) indices into the poll's wire bytes
     dtype: np.dtype
+    run: slice | None  # the same bytes as one contiguous slice, when they are (no gather)
 
 
 class BlockDecoder:
@@ -183,11 +184,15 @@ class BlockDecoder:
             width = REGISTER_WIDTH[data_type]
             perm = np.array(byte_permutation(width, byte_order), int)
             starts = np.array([2 * where[i] for i in members], int)
+            byte_index = starts[:, None] + perm[None, :]
+            flat = byte_index.ravel()
+            contiguous = bool(np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size)))
             self._groups.append(
                 _Group(
                     out=np.array(members, int),
-                    byte_index=starts[:, None] + perm[None, :],
+                    byte_index=byte_index,
                     dtype=_NUMPY_DTYPE[data_type],
+                    run=slice(int(flat[0]), int(flat[0]) + flat.size) if contiguous else None,
                 )
             )
         nan = np.array([np.nan if p.nan_value is None else p.nan_value for p in chosen], float)
@@ -207,7 +212,10 @@ class BlockDecoder:
         raw = np.empty(self.size, dtype=np.float64)
         wire = words.astype(">u2", copy=False).view(np.uint8)
         for g in self._groups:
-            raw[g.out] = wire[g.byte_index].view(g.dtype)[:, 0]
+            if g.run is not None:
+                raw[g.out] = wire[g.run].view(g.dtype)
+            else:
+                raw[g.out] = wire[g.byte_index].view(g.dtype)[:, 0]
         if self._bools.size:
             raw[self._bools] = words[self._bool_pos] != 0
         values = raw * self._scale + self._offset if self._affine else raw
