@@ -47,6 +47,14 @@ class Hung(Healthy):
         raise AssertionError("unreachable")
 
 
+class Slow(Healthy):
+    """Answers after most of a tick (commit_wait caps at 0.8 x interval: it often lands late)."""
+
+    async def read(self) -> Sample:
+        await asyncio.sleep(INTERVAL * 0.9)
+        return await super().read()
+
+
 class Flaky(Healthy):
     """Refuses connections for its first `bad` polls, then answers."""
 
@@ -121,12 +129,13 @@ def test_failing_device_backs_off_and_logs_state_changes_only(tmp_path, caplog):
 
 
 def test_stop_seals_everything_and_empties_the_wal(tmp_path):
-    drivers = {"a": Healthy("a"), "b": Healthy("b")}
+    drivers = {"a": Healthy("a"), "b": Healthy("b"), "slow": Slow("slow")}
     service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
-    asyncio.run(run_for(service, 1.2))
+    asyncio.run(run_for(service, 1.3))
     raw = lake(tmp_path, "raw_readings")
     polls = lake(tmp_path, "polls")
-    assert polls.num_rows == drivers["a"].reads + drivers["b"].reads
+    # every poll started, including the one in flight at stop and the late ones, landed
+    assert polls.num_rows == sum(d.reads for d in drivers.values())
     assert raw.num_rows == polls.num_rows * (len(NAMES) - 1)  # the NaN was dropped
     assert not list((tmp_path / "state" / "wal-main").glob("*.wal"))
     status = read_status(tmp_path, "main")

@@ -99,6 +99,7 @@ class Worker:
     budget: float
     wake: asyncio.Future[tuple[float, Tick]] | None = None
     busy: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     current_ts: float | None = None
     retry_at: float = 0.0
 
@@ -151,6 +152,7 @@ class CollectorService:
         self.lock = CollectorLock(self.data_dir, self.settings.id)
         self._ready: list[PollOutcome] = []
         self._ready_event = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
         self._late: list[PollOutcome] = []
         self._unwritten: list[Unwritten] = []
         self._open_ticks: set[asyncio.Task[None]] = set()
@@ -190,7 +192,8 @@ class CollectorService:
                 await self._tick_loop()
                 await self._drain()
             finally:
-                committer.cancel()
+                async with self._commit_lock:  # never cancel a commit midway
+                    committer.cancel()
                 for task in workers:
                     task.cancel()
                 await asyncio.gather(committer, *workers, return_exceptions=True)
@@ -234,10 +237,17 @@ class CollectorService:
         encode_frame(empty.raw, empty.polls)  # warm Arrow's IPC path before the first tick
 
     async def _drain(self) -> None:
-        """After the last tick: wait for polls in flight (bounded by their budgets), commit."""
+        """After the last tick: let polls in flight finish (bounded by their budgets), commit."""
+        busy = [w for w in self.workers.values() if w.busy]
+        if busy:
+            waits = [asyncio.ensure_future(w.idle.wait()) for w in busy]
+            await asyncio.wait(waits, timeout=max(w.budget for w in busy))
+            for waiter in waits:
+                waiter.cancel()
         if self._open_ticks:
             await asyncio.gather(*self._open_ticks, return_exceptions=True)
-        await self._commit_once()
+        async with self._commit_lock:
+            await self._commit_once()
 
     async def _finish(self) -> None:
         for sink in self.sinks:
@@ -310,6 +320,7 @@ class CollectorService:
                     worker.state.backoff_skips += 1
                 elif worker.wake is not None and not worker.wake.done():
                     worker.busy = True
+                    worker.idle.clear()
                     worker.current_ts = ts
                     tick.expected += 1
                     worker.wake.set_result((ts, tick))
@@ -367,6 +378,7 @@ class CollectorService:
                 kind,
             )
             worker.busy = False
+            worker.idle.set()
             worker.current_ts = None
             self._note(worker, outcome, ts, started, finished)
             if not tick.arrive(outcome):
@@ -427,9 +439,11 @@ class CollectorService:
     async def _commit_loop(self) -> None:
         while True:
             await self._ready_event.wait()
-            await self._commit_once()
+            async with self._commit_lock:
+                await self._commit_once()
 
     async def _commit_once(self) -> None:
+        """Stage what is ready and persist it; callers hold `_commit_lock` (one writer)."""
         self._ready_event.clear()
         outcomes, self._ready = self._ready, []
         if self._late:
