@@ -52,3 +52,9 @@ def test_history_stops_where_a_live_collector_began(tmp_path):
     (live / "history-20260102T0100.parquet").write_bytes(b"")
     assert earliest_other_minute(tmp_path, "history") == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     assert earliest_other_minute(tmp_path, "main") == datetime(2026, 1, 2, 1, 0, tzinfo=UTC)
+
+
+def test_history_rejects_a_bad_collector_id(tmp_path):
+    config = write_site(tmp_path, [janitza("umg1", 15020)])
+    done = run_cli("simulate-history", "--config", str(config), "--days", "1", "--id", "../x")
+    assert done.returncode == 2 and "--id" in done.stderr

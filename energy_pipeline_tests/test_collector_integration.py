@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -209,3 +210,13 @@ def test_sigterm_seals_everything_and_a_second_collector_refuses(tmp_path):
     assert datetime.fromisoformat(doc["sealed_watermark"]) <= datetime.fromisoformat(last)
     shown = run_cli("status", "--config", str(config))
     assert shown.returncode == 0 and "umg1" in shown.stdout and "not running" in shown.stdout
+    as_json = run_cli("status", "--config", str(config), "--json")
+    [doc_json] = json.loads(as_json.stdout)
+    assert doc_json["devices"]["umg1"]["last_ack_ts"] == last
+    assert doc_json["running"] is False
+
+
+def test_status_without_any_collector_exits_1(tmp_path):
+    config = write_site(tmp_path, [janitza("umg1", 1)])
+    shown = run_cli("status", "--config", str(config))
+    assert shown.returncode == 1 and "no collector status" in shown.stdout
