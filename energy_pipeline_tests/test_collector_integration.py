@@ -220,3 +220,45 @@ def test_status_without_any_collector_exits_1(tmp_path):
     config = write_site(tmp_path, [janitza("umg1", 1)])
     shown = run_cli("status", "--config", str(config))
     assert shown.returncode == 1 and "no collector status" in shown.stdout
+
+
+def test_a_dead_unit_on_a_shared_serial_bus_costs_the_healthy_one_no_tick(tmp_path):
+    tty = str(tmp_path / "bus.tty")
+
+    def ups(dev_id: str, unit: int) -> dict:
+        return {
+            "id": dev_id,
+            "driver": "modbus",
+            "profile": "must_ep20",
+            "interval": 1,
+            "connection": {
+                "transport": "rtu",
+                "serial_port": tty,
+                "baudrate": 9600,
+                "unit_id": unit,
+                "timeout": 0.3,
+                "retries": 0,
+            },
+        }
+
+    served = write_site(tmp_path / "sim", [ups("ups1", 10)])
+    config = write_site(
+        tmp_path, [ups("ups1", 10), ups("ghost", 11)], backoff_initial=2, backoff_max=60
+    )
+    data = tmp_path / "data"
+    with simulators(served):
+        proc = collector(config, tmp_path / "collector.log")
+        wait_for(lambda: "ups1" in acked(data, proc.pid), 30, "ups1 up")
+        time.sleep(6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    polls = polls_frame(data)
+    healthy = polls[polls.device_id == "ups1"].sort_values("ts")
+    assert healthy.ok.all()
+    assert list(healthy.ts) == seconds_between(healthy.ts.iloc[0], healthy.ts.iloc[-1])
+    doc = status(data)
+    ghost = doc["devices"]["ghost"]
+    assert ghost["state"] == "down"
+    ghost_gaps = polls[polls.device_id == "ghost"].ts.sort_values().diff().dropna()
+    assert ghost_gaps.iloc[-1] >= timedelta(seconds=2), "backoff keeps the dead unit's cost rare"
+    assert len(ghost_gaps) + 1 < len(healthy)
