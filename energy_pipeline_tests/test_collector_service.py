@@ -190,3 +190,4 @@ def test_sinks_get_every_outcome_once(tmp_path):
     assert sink.started and sink.stopped
     offered = [(o.device_id, o.ts) for batch in sink.offers for o in batch]
     assert len(offered) == len(set(offered)) == drivers["a"].reads + drivers["b"].reads
+    assert all(len({o.ts for o in batch}) == 1 for batch in sink.offers)  # one instant each

@@ -452,11 +452,17 @@ class CollectorService:
         if outcomes:
             self._stage(outcomes)
         await asyncio.to_thread(self._persist)
-        for sink in self.sinks:
-            try:
-                sink.offer(outcomes)
-            except Exception:
-                log.exception("sink refused outcomes")
+        if not (self.sinks and outcomes):
+            return
+        by_instant: dict[datetime, list[PollOutcome]] = {}
+        for o in outcomes:
+            by_instant.setdefault(o.ts, []).append(o)
+        for group in by_instant.values():  # one offer per scheduled instant (contracts §5)
+            for sink in self.sinks:
+                try:
+                    sink.offer(group)
+                except Exception:
+                    log.exception("sink refused outcomes")
 
     def _stage(self, outcomes: list[PollOutcome]) -> None:
         encoded = self.encoder.encode(outcomes)
