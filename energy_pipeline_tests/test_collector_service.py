@@ -7,6 +7,7 @@ here the drivers are plain objects so the scheduling behaviour is observed exact
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,17 @@ def test_sinks_get_every_outcome_once(tmp_path):
     offered = [(o.device_id, o.ts) for batch in sink.offers for o in batch]
     assert len(offered) == len(set(offered)) == drivers["a"].reads + drivers["b"].reads
     assert all(len({o.ts for o in batch}) == 1 for batch in sink.offers)  # one instant each
+
+
+def test_restart_sweeps_temp_files_a_crash_left_mid_seal(tmp_path):
+    cfg = make_config(tmp_path, ["a"])
+    now = datetime.now(UTC)
+    folder = tmp_path / "raw_readings" / f"date={now:%Y-%m-%d}" / f"hour={now:%H}"
+    folder.mkdir(parents=True)
+    stale = folder / f".main-{now:%Y%m%dT%H%M}.parquet.99999.tmp"
+    foreign = folder / f".main-2-{now:%Y%m%dT%H%M}.parquet.99999.tmp"  # collector "main-2"
+    stale.write_bytes(b"PAR1 half")
+    foreign.write_bytes(b"PAR1 half")
+    asyncio.run(run_for(CollectorService(cfg, {"a": Healthy("a")}), 0.2))
+    assert not stale.exists()
+    assert foreign.exists()  # another collector's file is not ours to remove

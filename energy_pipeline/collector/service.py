@@ -21,7 +21,7 @@ import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,6 +51,12 @@ log = logging.getLogger("energy_pipeline.collector")
 
 STORAGE_LOG_EVERY = 60.0
 """While the data directory refuses writes, the error is repeated this often (seconds)."""
+
+
+SWEEP_BEFORE_WATERMARK = timedelta(hours=1)
+SWEEP_LIMIT = timedelta(hours=48)
+"""Temp files of a crashed seal are looked for from an hour before the watermark (at most
+two days back): sealing never writes older minutes except after a replay, which is in range."""
 
 
 def utc(ts: float) -> datetime:
@@ -227,7 +233,10 @@ class CollectorService:
                 group.last_k = math.floor(max(known) / group.interval + 1e-9)
         if replayed:
             log.info("replaying write-ahead log", extra={"fields": {"polls": replayed}})
+        now = utc(self.clock.time())
+        since = (self.state.sealed_watermark or now) - SWEEP_BEFORE_WATERMARK
         try:
+            self.sealer.writer.sweep_temp(max(since, now - SWEEP_LIMIT), now)
             self.sealer.seal(None)
             self.wal.delete_before(self.wal.segment + 1)
         except OSError as exc:
