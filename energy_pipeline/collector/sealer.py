@@ -75,7 +75,7 @@ class LakeWriter:
         """
         removed = 0
         mine = re.compile(
-            rf"\.{re.escape(self.collector_id)}-\d{{8}}T\d{{4}}\.parquet\.\d+\{TMP_SUFFIX}"
+            rf"\.{re.escape(self.collector_id)}-\d{{8}}T\d{{4}}\.parquet\.\d+{re.escape(TMP_SUFFIX)}"
         )
         hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         while hour <= until:
