@@ -165,7 +165,6 @@ class CollectorService:
         self._storage_failing_since: float | None = None
         self._storage_logged_at = 0.0
         self._stopping = asyncio.Event()
-        self._last_tick: float | None = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -334,7 +333,6 @@ class CollectorService:
                     tick.expected += 1
                     worker.wake.set_result((ts, tick))
         for tick in ticks.values():
-            self._last_tick = max(self._last_tick or tick.ts, tick.ts)
             task = asyncio.create_task(self._close_tick(tick))
             self._open_ticks.add(task)
             task.add_done_callback(self._open_ticks.discard)
