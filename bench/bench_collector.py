@@ -12,8 +12,8 @@ processes, lets it warm up, then measures a window of whole seconds:
 The naive way, in the same run against the same farm: the same drivers polled one after another
 (a sequential poller's cycle time vs the collector's tick spread), and building the tick's rows
 one reading at a time in Python vs the vectorised encoder. Figures are medians over --repeats.
-A Luxtronik-sized device (1,800 values each second) is run the same way, emulated by a Modbus
-profile of 1,800 int16 registers (15 requests per poll).
+One Luxtronik heat pump (about 1,760 valid values per poll: commands 3003/3004/3005) is run
+the same way against the real Luxtronik simulator (`energy-pipeline simulate`).
 
     .venv/bin/python bench/bench_collector.py [--sizes 10 100 500 1000] [--seconds 20]
 """
@@ -26,6 +26,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -72,21 +73,33 @@ def start_farm(count: int, reply_ms: float) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("no free port range for the farm")
 
 
-def lux_profile(folder: Path) -> Path:
-    path = folder / "lux_sized.yaml"
-    points = [
-        {"name": f"v{i:04d}", "address": i, "data_type": "int16", "scale": 0.1} for i in range(1800)
-    ]
-    path.write_text(yaml.safe_dump({"manufacturer": "bench", "model": "1800", "points": points}))
-    return path
+def start_luxtronik(folder: Path) -> tuple[subprocess.Popen, Path]:
+    """The real Luxtronik simulator (`energy-pipeline simulate`) for one heat pump."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = folder / "site.yaml"
+    device = {"id": "lux1", "driver": "luxtronik", "interval": 1}
+    device["connection"] = {"host": "127.0.0.1", "port": port}
+    doc = {"storage": {"data_dir": str(folder / "data")}, "devices": [device]}
+    cfg.write_text(yaml.safe_dump(doc))
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "energy_pipeline", "simulate", "--config", str(cfg), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
+    assert sim.stdout is not None and sim.stdout.readline()
+    return sim, cfg
 
 
-def write_config(folder: Path, base: int, count: int, profile: str) -> Path:
+def write_config(folder: Path, base: int, count: int) -> Path:
     devices = [
         {
             "id": f"dev{i:04d}",
             "driver": "modbus",
-            "profile": profile,
+            "profile": "janitza_umg509pro",
             "interval": 1,
             "connection": {
                 "transport": "tcp",
@@ -129,16 +142,14 @@ def wait_up(data_dir: Path, count: int, limit: float) -> None:
     raise RuntimeError(f"devices not all up after {limit} s")
 
 
-def run_once(
-    count: int, seconds: float, reply_ms: float, profile: str | None = None
-) -> dict[str, float]:
+def run_once(count: int, seconds: float, reply_ms: float, lux: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         folder = Path(tmp)
-        prof = profile or "janitza_umg509pro"
-        if prof == "lux":
-            prof = str(lux_profile(folder))
-        farm, base = start_farm(count, reply_ms)
-        cfg = write_config(folder, base, count, prof)
+        if lux:
+            farm, cfg = start_luxtronik(folder)
+        else:
+            farm, base = start_farm(count, reply_ms)
+            cfg = write_config(folder, base, count)
         collector = None
         try:
             collector = subprocess.Popen(
@@ -278,15 +289,13 @@ def main() -> None:
         f"{'tick spread ms':>14} {'sequential ms':>13} {'ratio':>6}"
     )
     print(header)
-    runs = [(n, None) for n in args.sizes] + ([] if args.no_lux else [(1, "lux")])
-    for count, profile in runs:
-        results = [
-            run_once(count, args.seconds, args.reply_ms, profile) for _ in range(args.repeats)
-        ]
+    runs = [(n, False) for n in args.sizes] + ([] if args.no_lux else [(1, True)])
+    for count, lux in runs:
+        results = [run_once(count, args.seconds, args.reply_ms, lux) for _ in range(args.repeats)]
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-        label = f"{count}" if profile is None else "1 lux-1800"
+        label = "1 lux" if lux else f"{count}"
         ratio = med["naive_cycle_ms"] / max(med["tick_spread_ms"], 1e-9)
-        ratio_text = f"{ratio:5.1f}x" if count > 1 else "     -"
+        ratio_text = "     -" if lux else f"{ratio:5.1f}x"
         print(
             f"{label:>8} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['max_ms']:7.1f} "
             f"{med['missed']:6.0f} {med['readings_per_s']:10.0f} {med['cpu_pct']:6.1f} "
