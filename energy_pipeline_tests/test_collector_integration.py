@@ -115,7 +115,9 @@ def test_a_device_that_never_answers_does_not_delay_the_others(tmp_path):
         assert mine.ok.all()
         assert list(mine.ts) == seconds_between(mine.ts.iloc[0], mine.ts.iloc[-1])
         lateness = (mine.started_at - mine.ts).dt.total_seconds()
-        assert lateness.max() < 0.25, f"{dev} read late: {lateness.max():.3f} s"
+        # waiting behind the mute device would cost its 0.4 s timeout on every tick
+        assert lateness.median() < 0.05, f"{dev} read late: {lateness.median():.3f} s"
+        assert lateness.max() < 0.4, f"{dev} read late: {lateness.max():.3f} s"
     dead = polls[polls.device_id == "mute"]
     assert len(dead) >= 1 and not dead.ok.any()
     doc = status(data)
