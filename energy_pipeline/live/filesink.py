@@ -1,0 +1,107 @@
+"""File output, the HEMS seed's: one record per successful poll, as JSON lines or CSV (keys
+as header), one file per device and local day, so files rotate at the site's midnight.
+Records are `timestamp` (UTC ISO), `device_id`, then the metrics. Writes happen in a worker
+thread in batches; a CSV whose metric set changes mid-day continues in a new part file
+rather than misaligning columns."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import zoneinfo
+from collections.abc import Sequence
+from pathlib import Path
+
+from energy_pipeline.config import FileOutput
+from energy_pipeline.live.queue import DropOldestQueue
+from energy_pipeline.live.records import iso, values_of
+from energy_pipeline.readings import PollOutcome
+
+log = logging.getLogger("energy_pipeline.file")
+
+BATCH = 500
+
+
+class FileSink:
+    def __init__(self, cfg: FileOutput, folder: Path, timezone: str):
+        self.cfg = cfg
+        self.folder = folder
+        self.zone = zoneinfo.ZoneInfo(timezone)
+        self.queue: DropOldestQueue[PollOutcome] = DropOldestQueue(cfg.queue_size)
+        self.written = 0
+        self._headers: dict[Path, list[str]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="file-output")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if len(self.queue):
+            await asyncio.to_thread(self.write, await self.queue.get_batch(len(self.queue)))
+
+    def offer(self, outcomes: Sequence[PollOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.ok:
+                self.queue.put(outcome)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.queue.get_batch(BATCH)
+            try:
+                await asyncio.to_thread(self.write, batch)
+            except OSError as exc:
+                log.error(f"file output: {exc}; {len(batch)} records lost")
+
+    def path_for(self, outcome: PollOutcome, part: int = 0) -> Path:
+        day = outcome.ts.astimezone(self.zone).date().isoformat()
+        suffix = f".{part}" if part else ""
+        return self.folder / f"{outcome.device_id}-{day}{suffix}.{self.cfg.format}"
+
+    def write(self, batch: list[PollOutcome]) -> None:
+        chunks: dict[Path, list[str]] = {}
+        for outcome in batch:
+            record = {"timestamp": iso(outcome.ts), "device_id": outcome.device_id}
+            record.update(values_of(outcome))
+            if self.cfg.format == "jsonl":
+                path = self.path_for(outcome)
+                chunks.setdefault(path, []).append(json.dumps(record) + "\n")
+            else:
+                path, header = self._csv_target(outcome, list(record))
+                chunks.setdefault(path, [])
+                if header:
+                    chunks[path].append(_csv_line(header))
+                chunks[path].append(_csv_line([record[k] for k in record]))
+        for path, lines in chunks.items():
+            with path.open("a", encoding="utf-8", newline="") as f:
+                f.writelines(lines)
+        self.written += len(batch)
+
+    def _csv_target(self, outcome: PollOutcome, keys: list[str]) -> tuple[Path, list[str] | None]:
+        """The file this record belongs in, and the header to write first if it is new."""
+        part = 0
+        while True:
+            path = self.path_for(outcome, part)
+            known = self._headers.get(path)
+            if known is None and path.exists():
+                with path.open(encoding="utf-8", newline="") as f:
+                    known = next(csv.reader(f), [])
+                self._headers[path] = known
+            if known is None:
+                self._headers[path] = keys
+                return path, keys
+            if known == keys:
+                return path, None
+            part += 1
+
+
+def _csv_line(values: list[object]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
