@@ -1,5 +1,5 @@
 """/metrics in Prometheus exposition. Readings are a few labelled families — every gauge in
-`energy_reading{device,metric,unit}`, every counter in `energy_counter_total` — so a Luxtronik's
+`energy_reading{device,metric,unit}`, every counter in `energy_cumulative_total` — so a Luxtronik's
 1,800 values are 1,800 series of one family, not 1,800 families. Poll figures are observed as
 outcomes arrive; collector figures are read from its live state at scrape time."""
 
@@ -47,7 +47,7 @@ class _Families:
             labels=["device", "metric", "unit"],
         )
         counters = CounterMetricFamily(
-            "energy_counter",
+            "energy_cumulative",
             "Latest value of a monotonic device counter (energy and the like)",
             labels=["device", "metric", "unit"],
         )
