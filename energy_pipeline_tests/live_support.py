@@ -170,3 +170,66 @@ async def http_get(
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     raw = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"
     return await http_raw(port, raw.encode("latin-1"), head=method == "HEAD")
+
+
+class Subscriber:
+    """A real MQTT client that records every message it sees under `#`; it reconnects and
+    resubscribes by itself when the broker restarts."""
+
+    def __init__(self, port: int):
+        import threading
+
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._cond = threading.Condition()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-subscriber")
+        self.client.reconnect_delay_set(0.1, 0.3)  # type: ignore[arg-type]
+        self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self.client.on_message = self._on_message
+        self.subscribed = 0
+        self.client.on_subscribe = self._on_subscribe
+        self.client.connect_async("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_subscribe(self, *_args: object) -> None:
+        with self._cond:
+            self.subscribed += 1
+            self._cond.notify_all()
+
+    def wait_subscribed(self, count: int, timeout: float = 10.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.subscribed >= count, timeout):
+                raise TimeoutError("subscriber did not resubscribe")
+
+    def _on_message(self, _c: object, _u: object, msg: object) -> None:
+        with self._cond:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))  # type: ignore[attr-defined]
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
+    def wait_for(self, topic: str, timeout: float = 10.0, where=lambda p: True) -> bytes:
+        """The first payload on `topic` (that satisfies `where`) seen so far or within timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for t, payload, _r in self.messages:
+                    if t == topic and where(payload):
+                        return payload
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = sorted({t for t, _, _ in self.messages})
+                    raise TimeoutError(f"no message on {topic}; saw {seen}")
+                self._cond.wait(left)
+
+    def on(self, topic: str) -> list[bytes]:
+        with self._cond:
+            return [p for t, p, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
