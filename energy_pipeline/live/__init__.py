@@ -69,7 +69,7 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     alerts = AlertSink(AlertEngine(site_rules(config, meta), clock()), clock)
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
     live.metrics.dropped = live.dropped
-    sinks: list[OutcomeSink] = [store, live.metrics, alerts]
+    sinks: list[OutcomeSink] = [store, live.metrics]
     if out.mqtt is not None:
         live.mqtt = MqttSink(out.mqtt, config, meta)
         alerts.listeners.append(live.mqtt.offer_alert)
@@ -81,6 +81,7 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     if out.file is not None:
         live.file = FileSink(out.file, config.resolve(out.file.path), config.site.timezone)
         sinks.append(live.file)
+    sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
         intervals = {d.id: d.interval for d in config.devices}
         api = LiveApi(store, state, alerts, intervals, out.http.cards)
@@ -91,5 +92,5 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
 
 
 def build_sinks(config: Config, state: CollectorView) -> list[OutcomeSink]:
-    """The collector's entry point: every configured output, store and alerts first."""
+    """The collector's entry point: the store first, then every configured output."""
     return build_outputs(config, state).sinks

@@ -34,17 +34,21 @@ class FileSink:
         self.written = 0
         self._headers: dict[Path, list[str]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._task = asyncio.create_task(self._run(), name="file-output")
 
     async def stop(self) -> None:
+        """Finish the write in progress, then write what is still queued."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
         if len(self.queue):
-            await asyncio.to_thread(self.write, await self.queue.get_batch(len(self.queue)))
+            await asyncio.to_thread(self._write_logged, await self.queue.get_batch(len(self.queue)))
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
         for outcome in outcomes:
@@ -54,10 +58,14 @@ class FileSink:
     async def _run(self) -> None:
         while True:
             batch = await self.queue.get_batch(BATCH)
-            try:
-                await asyncio.to_thread(self.write, batch)
-            except OSError as exc:
-                log.error(f"file output: {exc}; {len(batch)} records lost")
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_logged, batch))
+            await asyncio.shield(self._writing)
+
+    def _write_logged(self, batch: list[PollOutcome]) -> None:
+        try:
+            self.write(batch)
+        except OSError as exc:
+            log.error(f"file output: {exc}; {len(batch)} records lost")
 
     def path_for(self, outcome: PollOutcome, part: int = 0) -> Path:
         day = outcome.ts.astimezone(self.zone).date().isoformat()
