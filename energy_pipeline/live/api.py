@@ -54,6 +54,7 @@ class LiveApi:
         for device, meta in self.store.meta.items():
             latest = self.store.latest.get(device)
             last_ok = self.store.last_ok.get(device)
+            cards = self._card_metrics(device, last_ok)
             out.append(
                 {
                     "device_id": device,
@@ -67,9 +68,10 @@ class LiveApi:
                     "last_ok": iso(last_ok.ts) if last_ok else None,
                     "consecutive_failures": self.store.failures.get(device, 0),
                     "last_error": latest.error if latest and not latest.ok else None,
-                    "cards": self._card_metrics(device, last_ok),
-                    "units": {
-                        name: meta.metric(name).unit for name in self._card_metrics(device, last_ok)
+                    "cards": cards,
+                    "units": {name: meta.metric(name).unit for name in cards},
+                    "labels": {
+                        name: meta.metric(name).labels for name in cards if meta.metric(name).labels
                     },
                 }
             )

@@ -15,7 +15,7 @@ function el(tag, attrs = {}, ...children) {
 function fmt(v) {
   if (typeof v !== "number") return String(v);
   const a = Math.abs(v);
-  return a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : v.toFixed(2);
+  return a >= 100000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : v.toFixed(2);
 }
 
 async function getJson(path) {
@@ -52,8 +52,9 @@ function renderCards(devices, telemetry) {
     const rows = el("table");
     for (const m of d.cards) {
       const v = t.values[m];
-      const cell = el("td", { class: "value", "data-device": d.device_id, "data-metric": m },
-        v === undefined ? "–" : fmt(v));
+      const label = d.labels[m] && v !== undefined ? d.labels[m][String(v)] : undefined;
+      const text = v === undefined ? "–" : label !== undefined ? label : fmt(v);
+      const cell = el("td", { class: "value", "data-device": d.device_id, "data-metric": m }, text);
       if (d.units[m]) cell.append(el("span", { class: "unit" }, d.units[m]));
       rows.append(el("tr", {}, el("td", {}, m), cell));
     }
