@@ -45,6 +45,98 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.service import run_collect
+    from energy_pipeline.live import build_sinks
+
+    return run_collect(_config(args), build_sinks)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.status import show_status
+
+    return show_status(_config(args).data_dir, args.json)
+
+
+def cmd_simulate_history(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.history import simulate_history
+
+    if args.days <= 0:
+        print("error: --days must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    result = simulate_history(_config(args), args.days, collector_id=args.id)
+    summary = {
+        "collector_id": args.id,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "devices": result.devices,
+        "readings": result.readings,
+        "invalid_dropped": result.invalid,
+        "files": result.files,
+        "seconds": round(result.seconds, 2),
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        print(
+            f"{result.readings} readings of {result.devices} devices from {summary['start']} "
+            f"to {summary['end']} in {result.files} files ({result.seconds:.1f} s)"
+        )
+    return EXIT_OK
+
+
+def cmd_poll_once(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import poll_once
+
+    config = _config(args)
+    if args.device and args.device not in {d.id for d in config.devices}:
+        return _unknown_device(config, args.device)
+    return poll_once(config, args.device, args.json)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import health
+
+    config = _config(args)
+    if args.device and args.device not in {d.id for d in config.devices}:
+        return _unknown_device(config, args.device)
+    return health(config, args.device, args.http or [], args.json)
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import list_profiles
+
+    return list_profiles(args.json)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from energy_pipeline.simulators.serve import run_simulate
+
+    return run_simulate(_config(args), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from energy_pipeline.demo import run_demo
+
+    return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+
+
+def _unknown_device(config: Config, device_id: str) -> int:
+    known = ", ".join(d.id for d in config.devices) or "none"
+    print(f"error: no device {device_id!r} in {config.path} (known: {known})", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -72,6 +164,51 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_config_validate)
     schema = cfg_verbs.add_parser("schema", parents=[common], help="JSON Schema of the config")
     schema.set_defaults(func=cmd_config_schema)
+
+    collect = verbs.add_parser(
+        "collect", parents=[common], help="poll every device 24/7 into the raw lake"
+    )
+    collect.set_defaults(func=cmd_collect)
+    status = verbs.add_parser("status", parents=[common], help="show the collectors' status")
+    status.set_defaults(func=cmd_status)
+    history = verbs.add_parser(
+        "simulate-history",
+        parents=[common],
+        help="write N days of simulated readings into the lake",
+    )
+    history.add_argument("--days", type=float, required=True, help="days of history to write")
+    history.add_argument("--id", default="history", help="collector id of the files")
+    history.set_defaults(func=cmd_simulate_history)
+    poll = verbs.add_parser("poll-once", parents=[common], help="read every device once")
+    poll.add_argument("--device", metavar="ID", help="only this device")
+    poll.set_defaults(func=cmd_poll_once)
+    check = verbs.add_parser(
+        "health", parents=[common], help="connect latency and one round trip per device"
+    )
+    check.add_argument("--device", metavar="ID", help="only this device")
+    check.add_argument(
+        "--http", metavar="URL", action="append", help="also check that URL answers (repeatable)"
+    )
+    check.set_defaults(func=cmd_health)
+    prof = verbs.add_parser("profiles", parents=[common], help="list built-in register maps")
+    prof.set_defaults(func=cmd_profiles)
+    sim = verbs.add_parser(
+        "simulate", parents=[common], help="serve simulated devices for the config until Ctrl-C"
+    )
+    sim.set_defaults(func=cmd_simulate)
+    demo = verbs.add_parser(
+        "demo", parents=[common], help="simulate the site and show its values polled live"
+    )
+    demo.add_argument(
+        "--refresh", type=_positive, default=5.0, metavar="SECONDS", help="poll interval (5)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive,
+        metavar="SECONDS",
+        help="stop after this long (default: Ctrl-C)",
+    )
+    demo.set_defaults(func=cmd_demo)
 
     return parser
 

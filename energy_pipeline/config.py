@@ -279,6 +279,37 @@ class Alerts(Strict):
     rules: list[AlertRule] = Field(default_factory=list)
 
 
+class CollectorSettings(Strict):
+    """The `collector:` section: how the long-running collector lands readings in the lake."""
+
+    id: str = Field(
+        "main",
+        pattern=DEVICE_ID_PATTERN,
+        max_length=64,
+        description="names this collector's lake files and status; unique per lake",
+    )
+    seal_delay: float = Field(
+        5.0, ge=0, le=600, description="seconds after a minute ends before it is sealed"
+    )
+    commit_wait: float = Field(
+        0.8,
+        gt=0,
+        le=60,
+        description="longest a tick waits for slow devices before its group commit "
+        "(capped at 0.8 x the shortest interval); late polls join the next commit",
+    )
+    max_pending_mb: float = Field(
+        256.0,
+        gt=0,
+        description="readings kept in memory while the data directory refuses writes",
+    )
+    backoff_initial: float = Field(2.0, gt=0, le=3600, description="seconds, second failure")
+    backoff_max: float = Field(300.0, gt=0, le=86400, description="seconds, cap of the backoff")
+    wal_dir: Path | None = Field(
+        None, description="write-ahead log folder; default <data_dir>/state/wal-<id>"
+    )
+
+
 Device = Annotated[ModbusDevice | LuxtronikDevice | EchonetDevice, Field(discriminator="driver")]
 DRIVER_NAMES = ("modbus", "luxtronik", "echonet_broute")
 _UNION_TAGS = (*DRIVER_NAMES, "tcp", "rtu")
@@ -290,6 +321,7 @@ class Config(Strict):
     devices: list[Device] = Field(default_factory=list)
     outputs: Outputs = Field(default_factory=Outputs)
     alerts: Alerts = Field(default_factory=Alerts)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
 
@@ -349,7 +381,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
 
 
 def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
-    from energy_pipeline.profiles import ProfileNotFound, resolve_profile
+    from energy_pipeline.profiles import ProfileNotFound, load_profile
 
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -365,9 +397,16 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
         seen.setdefault(dev.id, i)
         if isinstance(dev, ModbusDevice):
             try:
-                resolve_profile(dev.profile, config.base_dir)
+                load_profile(dev.profile, config.base_dir)
             except ProfileNotFound as exc:
                 problems.append(loaded.problem(("devices", i, "profile"), str(exc)))
+            except ConfigError as exc:
+                problems.append(
+                    loaded.problem(
+                        ("devices", i, "profile"), f"profile {dev.profile!r} is invalid (below)"
+                    )
+                )
+                problems.extend(exc.problems)
     problems += config.outputs.unknown_devices(seen, loaded)
     for i, rule in enumerate(config.alerts.rules):
         if rule.device != "*" and rule.device not in seen:

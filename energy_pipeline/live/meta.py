@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from energy_pipeline.config import Config, Device, EchonetDevice, LuxtronikDevice, ModbusDevice
-from energy_pipeline.profiles import resolve_profile
-from energy_pipeline.profiles.model import AlertDefault, load_profile_cached
+from energy_pipeline.profiles import load_profile
+from energy_pipeline.profiles.model import AlertDefault
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def _guess(name: str) -> MetricMeta:
 def device_meta(config: Config, device: Device) -> DeviceMeta:
     name = device.tags.get("name", device.id)
     if isinstance(device, ModbusDevice):
-        profile = load_profile_cached(resolve_profile(device.profile, config.base_dir))
+        profile = load_profile(device.profile, config.base_dir)
         metrics = {
             p.name: MetricMeta(p.unit or "", p.kind, dict(p.labels), p.publish)
             for p in profile.points
