@@ -210,7 +210,7 @@ class HttpServer:
             code, doc = self.api.health(now)
             return json_response(HTTPStatus(code), doc)
         if path == "/metrics":
-            return Response(HTTPStatus.OK, await self.metrics.render(), CONTENT_TYPE_LATEST)
+            return Response(HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE_LATEST)
         return error(HTTPStatus.NOT_FOUND, "not found")
 
 

@@ -5,9 +5,7 @@ outcomes arrive; collector figures are read from its live state at scrape time."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,85 +19,131 @@ from energy_pipeline.readings import PollOutcome
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """What a scrape reads, taken on the event loop so rendering can run in a thread."""
-
-    readings: list[tuple[str, PollOutcome]]
-    meta: dict[str, DeviceMeta]
-    states: list[tuple[str, str, int]]
-    wal_bytes: int
-    wal_rows: int
-    started: float
-    dropped: dict[str, int]
-    alerts: dict[str, int]
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class _Families:
-    def __init__(self, snap: _Snapshot):
-        self.snap = snap
+def _number(value: float) -> str:
+    text = repr(value)
+    if text[-1] in "fn":  # inf, -inf, nan
+        return {"inf": "+Inf", "-inf": "-Inf"}.get(text, "NaN")
+    return text
 
-    def collect(self) -> Iterator[Metric]:
-        s = self.snap
-        gauges = GaugeMetricFamily(
-            "energy_reading",
-            "Latest value of a device metric (gauges and states)",
-            labels=["device", "metric", "unit"],
-        )
-        counters = CounterMetricFamily(
-            "energy_cumulative",
-            "Latest value of a monotonic device counter (energy and the like)",
-            labels=["device", "metric", "unit"],
-        )
-        stamps = GaugeMetricFamily(
-            "energy_reading_timestamp_seconds",
-            "Instant of the latest successful poll",
-            labels=["device"],
-        )
-        for device, outcome in s.readings:
+
+class _DeviceLines:
+    """One device's series prefixes (`name{labels} `), built once per names tuple: the
+    per-scrape cost is then one string concatenation per value."""
+
+    __slots__ = ("counters", "gauges", "names")
+
+    def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeta | None):
+        self.names = names
+        self.gauges: list[tuple[int, str]] = []
+        self.counters: list[tuple[int, str]] = []
+        dev = _escape(device)
+        for i, name in enumerate(names):
+            m = meta.metric(name) if meta else None
+            unit = _escape(m.unit) if m else ""
+            labels = f'{{device="{dev}",metric="{_escape(name)}",unit="{unit}"}} '
+            if m is not None and m.kind == "counter":
+                self.counters.append((i, f"energy_cumulative_total{labels}"))
+            else:
+                self.gauges.append((i, f"energy_reading{labels}"))
+
+
+class ReadingsText:
+    """The readings families as exposition text, rendered at most once per collector tick."""
+
+    def __init__(self, store: LatestStore):
+        self.store = store
+        self._lines: dict[str, _DeviceLines] = {}
+        self._cached: tuple[int, str] | None = None
+
+    def render(self) -> str:
+        if self._cached is not None and self._cached[0] == self.store.version:
+            return self._cached[1]
+        gauges: list[str] = []
+        counters: list[str] = []
+        stamps: list[str] = []
+        for device, outcome in self.store.last_ok.items():
             sample = outcome.sample
             assert sample is not None
-            meta = s.meta.get(device)
-            for name, value in zip(sample.names, sample.values.tolist(), strict=True):
-                if value != value:
-                    continue
-                m = meta.metric(name) if meta else None
-                unit = m.unit if m else ""
-                family = counters if m is not None and m.kind == "counter" else gauges
-                family.add_metric([device, name, unit], value)
-            stamps.add_metric([device], outcome.ts.timestamp())
-        yield gauges
-        yield counters
-        yield stamps
+            lines = self._lines.get(device)
+            if lines is None or lines.names is not sample.names:
+                lines = _DeviceLines(device, sample.names, self.store.meta.get(device))
+                self._lines[device] = lines
+            values = sample.values.tolist()
+            gauges += [p + _number(values[i]) for i, p in lines.gauges if values[i] == values[i]]
+            counters += [
+                p + _number(values[i]) for i, p in lines.counters if values[i] == values[i]
+            ]
+            stamps.append(
+                f'energy_reading_timestamp_seconds{{device="{_escape(device)}"}} '
+                f"{outcome.ts.timestamp()!r}"
+            )
+        text = "\n".join(
+            [
+                "# HELP energy_reading Latest value of a device metric (gauges and states)",
+                "# TYPE energy_reading gauge",
+                *gauges,
+                "# HELP energy_cumulative_total Latest value of a monotonic device counter",
+                "# TYPE energy_cumulative_total counter",
+                *counters,
+                "# HELP energy_reading_timestamp_seconds Instant of the latest successful poll",
+                "# TYPE energy_reading_timestamp_seconds gauge",
+                *stamps,
+            ]
+        )
+        text += "\n"
+        self._cached = (self.store.version, text)
+        return text
 
+
+class _CollectorFigures:
+    """Figures read from the collector's live state at scrape time."""
+
+    def __init__(self, sink: MetricsSink):
+        self.sink = sink
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.sink.state
         up = GaugeMetricFamily("energy_device_up", "1 if the device answers", labels=["device"])
         missed = CounterMetricFamily(
             "energy_missed_ticks", "Scheduled polls that could not start", labels=["device"]
         )
-        for device, state, missed_ticks in s.states:
-            up.add_metric([device], 1.0 if state == "up" else 0.0)
-            missed.add_metric([device], missed_ticks)
+        for device, view in state.devices.items():
+            up.add_metric([device], 1.0 if view.state == "up" else 0.0)
+            missed.add_metric([device], view.missed_ticks)
         yield up
         yield missed
         yield GaugeMetricFamily(
-            "energy_wal_backlog_bytes", "Bytes in the write-ahead log not yet sealed", s.wal_bytes
+            "energy_wal_backlog_bytes",
+            "Bytes in the write-ahead log not yet sealed",
+            state.wal_backlog_bytes,
         )
         yield GaugeMetricFamily(
-            "energy_wal_backlog_rows", "Readings in the write-ahead log not yet sealed", s.wal_rows
+            "energy_wal_backlog_rows",
+            "Readings in the write-ahead log not yet sealed",
+            state.wal_backlog_rows,
         )
         yield GaugeMetricFamily(
-            "energy_collector_start_time_seconds", "Unix time the collector started", s.started
+            "energy_collector_start_time_seconds",
+            "Unix time the collector started",
+            state.started_at.timestamp(),
         )
         dropped = CounterMetricFamily(
             "energy_output_dropped", "Items a full live-output queue dropped", labels=["output"]
         )
-        for output, count in s.dropped.items():
+        for output, count in self.sink.dropped().items():
             dropped.add_metric([output], count)
         yield dropped
         alerts = GaugeMetricFamily(
             "energy_alerts_active", "Alerts currently raised", labels=["severity"]
         )
-        for severity, count in s.alerts.items():
+        severities = {"info": 0, "warning": 0, "critical": 0}
+        for alert in self.sink.engine.active() if self.sink.engine else ():
+            severities[alert["severity"]] += 1
+        for severity, count in severities.items():
             alerts.add_metric([severity], count)
         yield alerts
 
@@ -133,6 +177,8 @@ class MetricsSink:
             ["device", "kind"],
             registry=self.registry,
         )
+        self.registry.register(_CollectorFigures(self))  # type: ignore[arg-type]
+        self.readings = ReadingsText(store)
         for device in store.meta:
             self._duration.labels(device)
             self._polls.labels(device, "ok")
@@ -153,36 +199,7 @@ class MetricsSink:
                 self._polls.labels(o.device_id, "error").inc()
                 self._errors.labels(o.device_id, o.error_kind or "error").inc()
 
-    def snapshot(self) -> _Snapshot:
-        severities = {"info": 0, "warning": 0, "critical": 0}
-        for alert in self.engine.active() if self.engine else ():
-            severities[alert["severity"]] += 1
-        return _Snapshot(
-            readings=list(self.store.last_ok.items()),
-            meta=self.store.meta,
-            states=[(d, v.state, v.missed_ticks) for d, v in self.state.devices.items()],
-            wal_bytes=self.state.wal_backlog_bytes,
-            wal_rows=self.state.wal_backlog_rows,
-            started=self.state.started_at.timestamp(),
-            dropped=self.dropped(),
-            alerts=severities,
-        )
-
-    async def render(self) -> bytes:
-        """Exposition text; formatting 1,800 values takes milliseconds, so it runs off-loop."""
-        snap = self.snapshot()
-        return await asyncio.to_thread(_render, self.registry, snap)
-
-
-class _Both:
-    def __init__(self, registry: CollectorRegistry, snap: _Snapshot):
-        self.registry = registry
-        self.families = _Families(snap)
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.registry.collect()
-        yield from self.families.collect()
-
-
-def _render(registry: CollectorRegistry, snap: _Snapshot) -> bytes:
-    return generate_latest(_Both(registry, snap))  # type: ignore[arg-type]
+    def render(self) -> bytes:
+        """The whole exposition. Cheap enough for the event loop: the readings text is built
+        once per tick from cached series prefixes; the rest is a few dozen samples."""
+        return generate_latest(self.registry) + self.readings.render().encode()

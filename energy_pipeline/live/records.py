@@ -14,7 +14,11 @@ def iso(ts: datetime) -> str:
 
 
 def values_of(outcome: PollOutcome) -> dict[str, float]:
-    return outcome.sample.valid_values() if outcome.sample is not None else {}
+    """Valid values by name; `tolist` first, since iterating a numpy array boxes each value."""
+    sample = outcome.sample
+    if sample is None:
+        return {}
+    return {n: v for n, v in zip(sample.names, sample.values.tolist(), strict=True) if v == v}
 
 
 def outcome_record(outcome: PollOutcome) -> dict[str, Any]:
