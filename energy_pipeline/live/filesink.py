@@ -13,6 +13,7 @@ import json
 import logging
 import zoneinfo
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from energy_pipeline.config import FileOutput
@@ -23,6 +24,7 @@ from energy_pipeline.readings import PollOutcome
 log = logging.getLogger("energy_pipeline.file")
 
 BATCH = 500
+HEADER_CACHE = 1000
 
 
 class FileSink:
@@ -34,6 +36,7 @@ class FileSink:
         self.written = 0
         self._headers: dict[Path, list[str]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="file-output")
         self._writing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -48,7 +51,9 @@ class FileSink:
         if self._writing is not None:
             await asyncio.gather(self._writing, return_exceptions=True)
         if len(self.queue):
-            await asyncio.to_thread(self._write_logged, await self.queue.get_batch(len(self.queue)))
+            rest = await self.queue.get_batch(len(self.queue))
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_logged, rest)
+        self._thread.shutdown(wait=False)
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
         for outcome in outcomes:
@@ -58,7 +63,8 @@ class FileSink:
     async def _run(self) -> None:
         while True:
             batch = await self.queue.get_batch(BATCH)
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_logged, batch))
+            loop = asyncio.get_running_loop()
+            self._writing = loop.run_in_executor(self._thread, self._write_logged, batch)
             await asyncio.shield(self._writing)
 
     def _write_logged(self, batch: list[PollOutcome]) -> None:
@@ -93,6 +99,8 @@ class FileSink:
 
     def _csv_target(self, outcome: PollOutcome, keys: list[str]) -> tuple[Path, list[str] | None]:
         """The file this record belongs in, and the header to write first if it is new."""
+        if len(self._headers) > HEADER_CACHE:
+            self._headers.clear()  # only a cache of files' first lines; re-read on demand
         part = 0
         while True:
             path = self.path_for(outcome, part)

@@ -126,7 +126,7 @@ class MqttSink:
 
     def _build_client(self, config: Config) -> paho.Client:
         cfg = self.cfg
-        client_id = cfg.client_id or _slug(f"energy_pipeline-{self.site}")
+        client_id = cfg.client_id or _slug(f"energy_pipeline-{self.site}-{config.collector.id}")
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if cfg.username:
             password = cfg.password.get_secret_value() if cfg.password else None

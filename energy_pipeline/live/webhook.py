@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,9 @@ class WebhookSink:
         self.attempts = 0
         self._secret = cfg.secret.get_secret_value().encode() if cfg.secret else None
         self._task: asyncio.Task[None] | None = None
+        # Its own thread: a webhook that hangs until the timeout must never hold one of the
+        # default executor's threads, which the collector uses for durable writes.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="webhook")
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhook")
@@ -61,6 +65,7 @@ class WebhookSink:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
         for outcome in outcomes:
@@ -93,7 +98,8 @@ class WebhookSink:
         delay = self.cfg.backoff_initial
         for attempt in range(1, self.cfg.max_attempts + 1):
             self.attempts += 1
-            problem = await asyncio.to_thread(self._post, body, headers)
+            loop = asyncio.get_running_loop()
+            problem = await loop.run_in_executor(self._thread, self._post, body, headers)
             if problem is None:
                 self.delivered += 1
                 return
