@@ -232,9 +232,10 @@ class MqttSink:
             for msg in await self.queue.get_batch(room):
                 payload = msg.payload
                 if isinstance(payload, PollOutcome):
+                    device = payload.device_id
                     payload = self.state_payload(payload)
                     with self._lock:
-                        self._last_state[payload_device(msg.topic, self.prefix)] = payload
+                        self._last_state[device] = payload
                 qos = self.cfg.qos
                 info = self.client.publish(msg.topic, payload, qos=qos, retain=msg.retain)
                 kept = info.rc == paho.MQTT_ERR_NO_CONN and qos > 0  # paho resends on reconnect
@@ -293,7 +294,3 @@ class MqttSink:
         for device in self.meta:
             payload = json.dumps(self.discovery_payload(device), separators=(",", ":"))
             client.publish(self.discovery_topic(device), payload, qos=1, retain=True)
-
-
-def payload_device(topic: str, prefix: str) -> str:
-    return topic.removeprefix(prefix + "/").removesuffix("/state")
