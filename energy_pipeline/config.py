@@ -385,6 +385,7 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
 
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    buses: dict[str, tuple[int, tuple[object, ...]]] = {}
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
             problems.append(
@@ -395,11 +396,13 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
                 )
             )
         seen.setdefault(dev.id, i)
+        settings: tuple[object, ...] = (dev.driver, dev.id)
         if isinstance(dev, ModbusDevice):
             try:
-                load_profile(dev.profile, config.base_dir)
+                profile = load_profile(dev.profile, config.base_dir)
             except ProfileNotFound as exc:
                 problems.append(loaded.problem(("devices", i, "profile"), str(exc)))
+                continue
             except ConfigError as exc:
                 problems.append(
                     loaded.problem(
@@ -407,6 +410,31 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
                     )
                 )
                 problems.extend(exc.problems)
+                continue
+            conn = dev.connection
+            if isinstance(conn, ModbusRtu):
+                settings = (
+                    "modbus",
+                    conn.baudrate or profile.serial.baudrate,
+                    f"{conn.bytesize}{conn.parity or profile.serial.parity}"
+                    f"{conn.stopbits or profile.serial.stopbits}",
+                )
+        port = getattr(dev.connection, "serial_port", None)
+        if port is None:
+            continue
+        real = os.path.realpath(config.resolve(port))
+        if real in buses and buses[real][1] != settings:
+            j, first = buses[real]
+            problems.append(
+                loaded.problem(
+                    ("devices", i, "connection", "serial_port"),
+                    f"serial port {port} is also used by devices[{j}] "
+                    f"({config.devices[j].id}) with {' '.join(map(str, first))}, this device "
+                    f"asks for {' '.join(map(str, settings))}; expected one protocol and one "
+                    "set of line settings per port",
+                )
+            )
+        buses.setdefault(real, (i, settings))
     problems += config.outputs.unknown_devices(seen, loaded)
     for i, rule in enumerate(config.alerts.rules):
         if rule.device != "*" and rule.device not in seen:

@@ -57,6 +57,13 @@ def _build(config: Config, devices: Sequence[Device]) -> dict[str, Driver | Base
         return out
 
 
+async def _close_all(drivers: dict[str, Driver | BaseException]) -> None:
+    """After every device is done: devices on one bus share its connection."""
+    for driver in drivers.values():
+        if isinstance(driver, Driver):
+            await driver.close()
+
+
 def _select(config: Config, device_id: str | None) -> list[Device]:
     return [config.device(device_id)] if device_id else list(config.devices)
 
@@ -77,8 +84,6 @@ async def _poll(device_id: str, driver: Driver | BaseException) -> dict[str, Any
             "error_kind": getattr(exc, "kind", "error"),
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         }
-    finally:
-        await driver.close()
     return {
         "device_id": device_id,
         "ts": ts,
@@ -128,7 +133,10 @@ def poll_once(config: Config, device_id: str | None, as_json: bool) -> int:
     drivers = _build(config, devices)
 
     async def run() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(_poll(d.id, drivers[d.id]) for d in devices)))
+        try:
+            return list(await asyncio.gather(*(_poll(d.id, drivers[d.id]) for d in devices)))
+        finally:
+            await _close_all(drivers)
 
     results = asyncio.run(run())
     if as_json:
@@ -179,8 +187,6 @@ async def _device_health(dev: Device, driver: Driver | BaseException) -> dict[st
     except Exception as exc:
         out["error"] = _error_text(exc)
         return out
-    finally:
-        await driver.close()
     out["roundtrip_ms"] = round((time.perf_counter() - started) * 1000, 2)
     out["ok"] = True
     return out
@@ -216,7 +222,10 @@ def health(config: Config, device_id: str | None, http: Sequence[str], as_json: 
     async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         checks = asyncio.gather(*(_device_health(d, drivers[d.id]) for d in devices))
         webs = asyncio.gather(*(asyncio.to_thread(_http_check, url, 5.0) for url in http))
-        return list(await checks), list(await webs)
+        try:
+            return list(await checks), list(await webs)
+        finally:
+            await _close_all(drivers)
 
     results, webs = asyncio.run(run())
     if as_json:

@@ -25,12 +25,17 @@ from energy_pipeline_tests.modbus_support import (
 )
 
 PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profiles"
+UPS_VALUES = sample_values(load_profile("must_ep20", PROFILES))
 
 
 @pytest.fixture(scope="module")
 def janitza_port() -> Iterator[int]:
+    """A gateway: the Janitza as unit 1 and a MUST EP20 as unit 10 behind one TCP port."""
     prof = load_profile("janitza_umg509pro", PROFILES)
-    with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
+    ups = load_profile("must_ep20", PROFILES)
+    with tcp_server(
+        [simdevice(prof, sample_values(prof), 1), simdevice(ups, UPS_VALUES, 10)]
+    ) as port:
         yield port
 
 
@@ -68,13 +73,17 @@ def test_poll_once_json_reports_every_device_and_exits_1_on_failure(
 ) -> None:
     dead = closed_port()
     site = write_site(
-        tmp_path, tcp("umg509", "janitza_umg509pro", janitza_port) + tcp("ups1", "must_ep20", dead)
+        tmp_path,
+        tcp("umg509", "janitza_umg509pro", janitza_port)
+        + tcp("ups1", "must_ep20", dead)
+        + tcp("ups2", "must_ep20", janitza_port),
     )
     result = run_cli("poll-once", "--config", str(site), "--json")
     assert result.returncode == 1, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["device_id"] for r in rows] == ["umg509", "ups1"]
-    good, bad = rows
+    assert [r["device_id"] for r in rows] == ["umg509", "ups1", "ups2"]
+    good, bad, shared = rows
+    assert shared["ok"] and shared["values"]["status"] == UPS_VALUES["status"]
     assert good["ok"] is True and len(good["values"]) == 61 and good["attributes"] == {}
     assert good["values"]["voltage_l1_n"] == pytest.approx(1.0)
     assert good["ts"].endswith("+00:00")

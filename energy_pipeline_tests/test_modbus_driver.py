@@ -25,6 +25,7 @@ from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import Profile
+from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.modbus_support import (
     closed_port,
     misbehaving_tcp_server,
@@ -275,3 +276,81 @@ def test_driver_code_has_no_write_path() -> None:
     for source in package.glob("*.py"):
         text = source.read_text()
         assert "write_" not in text and "Write" not in text, source
+
+
+def test_a_mute_unit_on_a_shared_bus_does_not_disturb_its_neighbour(tmp_path: Path) -> None:
+    ups = profile("must_ep20")
+    values = sample_values(ups)
+    with rtu_server([simdevice(ups, values, 10)]) as tty:
+        devices = "".join(
+            f"  - {{id: {dev_id}, driver: modbus, profile: {prof},"
+            f" connection: {{transport: rtu, serial_port: {tty}, unit_id: {unit},"
+            " timeout: 0.3, retries: 0}}\n"
+            for dev_id, prof, unit in (("ups1", "must_ep20", 10), ("ghost", "heatpump_generic", 3))
+        )
+        drivers = build_drivers(site(tmp_path, devices))
+
+        async def poll_both() -> list:
+            return await asyncio.gather(
+                drivers["ghost"].read(), drivers["ups1"].read(), return_exceptions=True
+            )
+
+        ghost, ups_sample = asyncio.run(poll_both())
+    assert isinstance(ghost, DeviceTimeout | DeviceExceptionReply), ghost
+    assert str(ghost).startswith("ghost: ") and "unit 3" in str(ghost)
+    assert ups_sample.valid_values() == pytest.approx(expected(ups, values))
+
+
+def test_missing_serial_port_is_a_connection_error(tmp_path: Path) -> None:
+    config = site(
+        tmp_path,
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        " connection: {transport: rtu, serial_port: nosuch.tty}}\n",
+    )
+    with pytest.raises(
+        DeviceConnectionError, match=r"ups1: cannot connect to .*nosuch.tty 9600 8N1"
+    ):
+        asyncio.run(build_drivers(config)["ups1"].read())
+
+
+def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> None:
+    devices = (
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        " connection: {transport: rtu, serial_port: bus.tty}}\n"
+        "  - {id: pv1, driver: modbus, profile: must_pv1800,"
+        " connection: {transport: rtu, serial_port: bus.tty}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        site(tmp_path, devices)
+    text = str(info.value)
+    assert "devices[1].connection.serial_port" in text
+    assert "devices[0] (ups1) with modbus 9600 8N1" in text and "modbus 19200 8N1" in text
+
+
+@pytest.mark.parametrize(
+    ("holes", "blocks"),
+    [
+        ([19000], ["holding 19002-19121"]),
+        ([19121], ["holding 19000-19119"]),
+        ([19030, 19091], ["holding 19000-19029", "holding 19032-19089", "holding 19092-19121"]),
+    ],
+)
+def test_illegal_addresses_anywhere_leave_only_their_points_out(
+    tmp_path: Path, holes: list[int], blocks: list[str]
+) -> None:
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
+    server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
+    with tcp_server([server]) as port:
+        driver = driver_for(
+            site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port)), "umg509"
+        )
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert [str(b) for b in driver.blocks] == blocks and sent == blocks
+    want = {k: v for k, v in expected(prof, values).items() if k not in dead}
+    for sample in (first, second):
+        assert sample.valid_values() == pytest.approx(want)
+        assert set(sample.names) - set(sample.valid_values()) == dead

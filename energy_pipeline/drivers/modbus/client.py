@@ -178,7 +178,9 @@ class Bus:
             else:
                 call = client.read_discrete_inputs
             reply = await call(block.start, count=block.count, device_id=unit_id)
-        except ModbusIOException:
+        except ModbusIOException as exc:
+            if "ERROR: request uses" in str(exc):  # a reply for another unit or transaction
+                raise DeviceProtocolError(device_id, str(exc), where=where) from None
             if self._received:
                 raise DeviceProtocolError(
                     device_id,

@@ -26,14 +26,16 @@ log = logging.getLogger(__name__)
 
 def _merged_ranges(blocks: list[Block]) -> list[AddressRange]:
     """Blocks that answered, merged where they touch: the addresses proven readable."""
-    merged: list[list[int | str]] = []
+    merged: list[Block] = []
     for b in sorted(blocks, key=lambda b: (b.register_type, b.start)):
         last = merged[-1] if merged else None
-        if last and last[0] == b.register_type and b.start <= int(last[2]) + 1:
-            last[2] = max(int(last[2]), b.end)
+        if last and last.register_type == b.register_type and b.start <= last.end + 1:
+            merged[-1] = Block(
+                last.register_type, last.start, max(last.end, b.end) - last.start + 1
+            )
         else:
-            merged.append([b.register_type, b.start, b.end])
-    return [AddressRange(register_type=t, start=s, end=e) for t, s, e in merged]  # type: ignore[arg-type]
+            merged.append(b)
+    return [AddressRange(register_type=b.register_type, start=b.start, end=b.end) for b in merged]
 
 
 class ModbusDriver(Driver):
@@ -80,7 +82,8 @@ class ModbusDriver(Driver):
         total = sum(b.count for b in blocks)
         pad = max((p.width for p in self._points if p.name not in where), default=0)
         self._size = total + pad
-        self._decoder = BlockDecoder(self._points, [where.get(p.name, total) for p in self._points])
+        decoded = [p for p in self._points if p.data_type != "string" or p.name in where]
+        self._decoder = BlockDecoder(decoded, [where.get(p.name, total) for p in decoded])
         self._missing = np.array(
             [i for i, name in enumerate(self.names) if name not in where], dtype=np.intp
         )
@@ -202,4 +205,6 @@ class ModbusDriver(Driver):
         return fresh
 
     async def close(self) -> None:
-        self.bus.close()
+        """Drop the (possibly shared) connection once no poll is using it."""
+        async with self.bus.lock:
+            self.bus.close()

@@ -1,0 +1,24 @@
+"""Luxtronik 2.x heat-pump controllers (Novelan, Alpha Innotec) over their TCP config port."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from energy_pipeline.config import Config, Device, LuxtronikDevice
+from energy_pipeline.drivers.base import Driver
+from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
+
+
+def build(devices: Sequence[Device], config: Config) -> list[Driver]:
+    """One driver per device; each opens its own short connection per poll."""
+    drivers: list[Driver] = []
+    for dev in devices:
+        if not isinstance(dev, LuxtronikDevice):
+            raise TypeError(f"{dev.id}: not a luxtronik device")
+        conn = dev.connection
+        drivers.append(
+            LuxtronikDriver(
+                dev.id, conn.host, conn.port, timeout=conn.timeout, retries=conn.retries
+            )
+        )
+    return drivers
