@@ -18,6 +18,7 @@ import socket
 import statistics
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -156,7 +157,187 @@ def bench_luxtronik(polls: int) -> Report:
     return report
 
 
-FAMILIES: dict[str, Callable[[int], Report]] = {"luxtronik": bench_luxtronik}
+ECHONET_GET_RES = bytes.fromhex(
+    "108106E102880105FF017206800130880142E70400000698E80400A00028E0040004F3FDE3040000000B"
+)
+
+
+def _interleaved_medians(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median run time of two functions timed alternately, so load swings hit both alike."""
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(_median_seconds(first, 1))
+        b.append(_median_seconds(second, 1))
+    return statistics.median(a), statistics.median(b)
+
+
+def _naive_echonet_parse(frame_hex: str) -> dict[str, str]:
+    """The seed's way: slice the hex text per field, int(..., 16) per number."""
+    if frame_hex[0:4] != "1081":
+        raise ValueError("bad header")
+    opc = int(frame_hex[22:24], 16)
+    props: dict[str, str] = {}
+    pos = 24
+    for _ in range(opc):
+        epc = frame_hex[pos : pos + 2]
+        pdc = int(frame_hex[pos + 2 : pos + 4], 16)
+        props[epc.upper()] = frame_hex[pos + 4 : pos + 4 + 2 * pdc].upper()
+        pos += 4 + 2 * pdc
+    return props
+
+
+def _naive_echonet_values(line: str) -> dict[str, float]:
+    """ERXUDP split on spaces, hex-text frame, per-property hex decoding (the HEMS seed)."""
+    props = _naive_echonet_parse(line.strip().split(" ")[8])
+    power = int(props["E7"], 16)
+    power = power - (1 << 32) if power & 0x80000000 else power
+    r, t = int(props["E8"][:4], 16), int(props["E8"][4:], 16)
+    return {
+        "instant_power_w": float(power),
+        "current_r_a": r / 10.0,
+        "current_t_a": t / 10.0,
+        "cumulative_power_kwh": int(props["E0"], 16) / 10.0,
+    }
+
+
+def bench_echonet(polls: int) -> Report:
+    from energy_pipeline.drivers.echonet import frame as el
+    from energy_pipeline.drivers.echonet import meter as m
+    from energy_pipeline.drivers.echonet import skstack as sk
+    from energy_pipeline.drivers.echonet.driver import BRouteMeter
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-echonet-"))
+    config_data = {
+        "site": {"name": "bench", "timezone": "Asia/Tokyo"},
+        "storage": {"data_dir": str(folder / "data")},
+        "devices": [
+            {
+                "id": "meter1",
+                "driver": "echonet_broute",
+                "connection": {"serial_port": str(folder / "meter1.tty"), "timeout": 2.0},
+                "credentials": {"rbid": "0" * 32, "password": "benchpass123"},
+            }
+        ],
+    }
+    report: Report = []
+    with simulators(config_data):
+        config = Config.model_validate(config_data)
+        driver = BRouteMeter(config.devices[0], config)  # type: ignore[arg-type]
+
+        async def timed() -> tuple[list[float], list[float], list[float], int]:
+            first = await driver.read()
+            polls_s, history_s, naive_s = [], [], []
+            for _ in range(polls):
+                started = time.perf_counter()
+                await driver.read()
+                polls_s.append(time.perf_counter() - started)
+            for _ in range(max(5, polls // 10)):
+                driver._history_due = 0.0
+                started = time.perf_counter()
+                await driver.read()
+                history_s.append(time.perf_counter() - started)
+            loop = asyncio.get_running_loop()
+
+            def one_get_per_property() -> None:
+                for epc in m.POLL_EPCS:
+                    driver._get((epc,))
+
+            for _ in range(polls):
+                started = time.perf_counter()
+                await loop.run_in_executor(driver._executor, one_get_per_property)
+                naive_s.append(time.perf_counter() - started)
+            await driver.close()
+            return polls_s, history_s, naive_s, len(first.valid_values())
+
+        ours, with_history, naive, count = asyncio.run(timed())
+    ours_ms = statistics.median(ours) * 1000
+    naive_ms = statistics.median(naive) * 1000
+    report.append(("echonet b-route poll (values, 6 EPCs in one Get)", f"{count}"))
+    report.append(("echonet b-route poll over pty, this driver (median ms)", f"{ours_ms:.2f}"))
+    report.append(
+        (
+            "echonet poll incl. E5/E2 history refresh (median ms)",
+            f"{statistics.median(with_history) * 1000:.2f}",
+        )
+    )
+    report.append(("echonet poll, one Get per property (median ms)", f"{naive_ms:.2f}"))
+    report.append(("echonet poll speed-up (round trips 6 -> 1)", f"{naive_ms / ours_ms:.1f}x"))
+
+    line = (
+        f"ERXUDP {sk.link_local('001C6400601421A3')} {sk.link_local('001D129000057479')} "
+        f"0E1A 0E1A 001C6400601421A3 1 {len(ECHONET_GET_RES):04X} {ECHONET_GET_RES.hex().upper()}"
+        "\r\n"
+    ).encode()
+    scale = m.Scale(1, 0.1, 6)
+
+    class Replay:
+        def __init__(self, data: bytes, times: int):
+            self.data = data * times
+            self.pos = 0
+
+        @property
+        def in_waiting(self) -> int:
+            return len(self.data) - self.pos
+
+        def read(self, size: int = 1) -> bytes:
+            chunk = self.data[self.pos : self.pos + size]
+            self.pos += len(chunk)
+            return chunk
+
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    batch = 2000
+
+    def ours_codec() -> None:
+        for _ in range(batch):
+            frame = el.decode(ECHONET_GET_RES)
+            props = frame.as_dict()
+            m.instant_power_w(props[m.EPC_INSTANT_POWER])
+            m.instant_currents_a(props[m.EPC_INSTANT_CURRENT])
+            scale.kwh(m.counter_raw(props[m.EPC_CUMULATIVE]) or 0)
+
+    def naive_codec() -> None:
+        hex_frame = ECHONET_GET_RES.hex().upper()
+        for _ in range(batch):
+            props = _naive_echonet_parse(hex_frame)
+            int(props["E7"], 16)
+            int(props["E8"][:4], 16), int(props["E8"][4:], 16)
+            int(props["E0"], 16) / 10.0
+
+    def ours_line() -> None:
+        wire = sk.Wire(Replay(line, batch))
+        for _ in range(batch):
+            msg = wire.next(float("inf"))
+            assert isinstance(msg, sk.Datagram)
+            props = el.decode(msg.data).as_dict()
+            m.instant_power_w(props[m.EPC_INSTANT_POWER])
+            m.instant_currents_a(props[m.EPC_INSTANT_CURRENT])
+            scale.kwh(m.counter_raw(props[m.EPC_CUMULATIVE]) or 0)
+
+    text = line.decode()
+
+    def naive_line() -> None:
+        for _ in range(batch):
+            _naive_echonet_values(text)
+
+    for label, ours_fn, naive_fn in (
+        ("echonet codec (frame + properties)", ours_codec, naive_codec),
+        ("echonet ERXUDP line to values", ours_line, naive_line),
+    ):
+        ours_s, naive_s = (t / batch for t in _interleaved_medians(ours_fn, naive_fn, 9))
+        report.append((f"{label}, this driver (frames/s)", f"{1 / ours_s:,.0f}"))
+        report.append((f"{label}, hex-text slicing (frames/s)", f"{1 / naive_s:,.0f}"))
+        report.append((f"{label} ratio", f"{naive_s / ours_s:.2f}x"))
+    return report
+
+
+FAMILIES: dict[str, Callable[[int], Report]] = {
+    "echonet": bench_echonet,
+    "luxtronik": bench_luxtronik,
+}
 
 
 def main() -> int:

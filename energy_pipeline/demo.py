@@ -19,6 +19,7 @@ from typing import TextIO
 from energy_pipeline.config import Config
 from energy_pipeline.drivers import build_drivers
 from energy_pipeline.drivers.base import DeviceError, Driver
+from energy_pipeline.profiles.model import Point, Profile
 from energy_pipeline.readings import Sample
 from energy_pipeline.simulators import SimulatorError, start_all
 
@@ -47,8 +48,8 @@ KEY_METRICS = (
     "ID_WEB_Temperatur_TVL",
     "ID_WEB_Temperatur_TRL",
 )
-"""Shown first when a device reports them; otherwise a device's first few values."""
-VALUES_PER_DEVICE = 6
+"""Shown first when a device reports them, then its profile's `publish` points."""
+VALUES_PER_DEVICE = 8
 _CLEAR = "\x1b[H\x1b[2J"
 
 
@@ -59,22 +60,43 @@ class Row:
     latency_ms: float
     sample: Sample | None = None
     error: str | None = None
+    profile: Profile | None = None
 
 
 async def _poll(device_id: str, driver_name: str, driver: Driver) -> Row:
+    profile = getattr(driver, "profile", None)
+    row = Row(
+        device_id, driver_name, 0.0, profile=profile if isinstance(profile, Profile) else None
+    )
     started = time.perf_counter()
     try:
-        sample = await driver.read()
+        row.sample = await driver.read()
     except DeviceError as exc:
-        return Row(device_id, driver_name, (time.perf_counter() - started) * 1e3, error=str(exc))
-    return Row(device_id, driver_name, (time.perf_counter() - started) * 1e3, sample=sample)
+        row.error = str(exc)
+    row.latency_ms = (time.perf_counter() - started) * 1e3
+    return row
 
 
-def key_values(sample: Sample, limit: int = VALUES_PER_DEVICE) -> list[tuple[str, float]]:
+def key_values(
+    sample: Sample, profile: Profile | None = None, limit: int = VALUES_PER_DEVICE
+) -> list[tuple[str, str]]:
+    """The values worth a glance, as text with their unit or state label."""
     values = sample.valid_values()
-    chosen = [(name, values[name]) for name in KEY_METRICS if name in values]
-    rest = [(name, v) for name, v in values.items() if name not in KEY_METRICS]
-    return (chosen + rest)[:limit]
+    points = {p.name: p for p in profile.points} if profile else {}
+    published = [p.name for p in points.values() if p.publish]
+    order = [*KEY_METRICS, *published, *values]
+    chosen = list(dict.fromkeys(n for n in order if n in values))[:limit]
+    return [(name, _text(values[name], points.get(name))) for name in chosen]
+
+
+def _text(value: float, point: Point | None) -> str:
+    text = f"{value:.6g}"
+    if point is None:
+        return text
+    label = point.labels.get(int(value)) if point.labels and value.is_integer() else None
+    if label:
+        return f"{text} ({label})"
+    return f"{text} {point.unit}" if point.unit else text
 
 
 def render(config: Config, rows: list[Row], now: datetime) -> str:
@@ -89,9 +111,9 @@ def render(config: Config, rows: list[Row], now: datetime) -> str:
         if row.sample is None:
             lines.append(f"    {row.error}")
             continue
-        pairs = [f"{name:<28} {value:>14.6g}" for name, value in key_values(row.sample)]
+        pairs = [f"{name:<28} {text:<18}" for name, text in key_values(row.sample, row.profile)]
         for i in range(0, len(pairs), 2):
-            lines.append("    " + "   ".join(pairs[i : i + 2]))
+            lines.append("    " + " ".join(pairs[i : i + 2]).rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +125,6 @@ async def demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     clear = _CLEAR if out.isatty() else ""
-    deadline = None if duration is None else loop.time() + duration
     try:
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -116,6 +137,7 @@ async def demo(
             for driver in drivers.values():
                 stack.push_async_callback(driver.close)
             kinds = {d.id: d.driver for d in config.devices}
+            deadline = None if duration is None else loop.time() + duration
             while not stop.is_set():
                 rows = await asyncio.gather(
                     *(_poll(i, kinds[i], drv) for i, drv in drivers.items())

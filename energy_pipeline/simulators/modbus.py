@@ -16,21 +16,20 @@ simulated devices are as read-only as the drivers are.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import struct
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from energy_pipeline.config import Config, ModbusDevice, ModbusRtu, ModbusTcp
-from energy_pipeline.drivers.modbus.codec import decode_point, encode_point
+from energy_pipeline.drivers.modbus.codec import encode_point
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import BIT_TYPES, Point, Profile, RegisterType
 from energy_pipeline.simulators import SimulatorError, heatpump
@@ -38,6 +37,7 @@ from energy_pipeline.simulators.heatpump import HeatPump
 from energy_pipeline.simulators.meter3p import ThreePhaseMeter
 from energy_pipeline.simulators.must import Ep20Ups, Pv1800
 from energy_pipeline.simulators.points import GenericPoint, Quantity, resolve
+from energy_pipeline.simulators.quantize import Quantizer
 from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, unlink
 from energy_pipeline.simulators.site import (
     SiteWeather,
@@ -45,8 +45,6 @@ from energy_pipeline.simulators.site import (
     seconds_since_epoch,
     stable_seed,
 )
-
-log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 _READ_TYPE: dict[int, RegisterType] = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
@@ -74,24 +72,6 @@ def _source(profile: Profile, weather: SiteWeather, seed: int) -> tuple[Source |
     return None, False
 
 
-def _value_limits(point: Point) -> tuple[float, float]:
-    """The engineering range the point's data type, scale, offset, min and max allow."""
-    raw_bits = {"int16": 16, "int32": 32, "int64": 64}
-    if point.data_type in raw_bits:
-        half = 2 ** (raw_bits[point.data_type] - 1)
-        raw_lo, raw_hi = -half, half - 1
-    elif point.data_type.startswith("uint"):
-        raw_lo, raw_hi = 0, 2 ** int(point.data_type[4:]) - 1
-    elif point.data_type == "float32":
-        raw_lo, raw_hi = -3.4e38, 3.4e38
-    else:
-        raw_lo, raw_hi = -1.7e308, 1.7e308
-    ends = sorted((raw_lo * point.scale + point.offset, raw_hi * point.scale + point.offset))
-    lo = ends[0] if point.min is None else max(ends[0], point.min)
-    hi = ends[1] if point.max is None else min(ends[1], point.max)
-    return lo, hi
-
-
 class ProfileModel:
     """A Modbus device simulated from its profile. Implements simulators.DeviceModel."""
 
@@ -100,62 +80,48 @@ class ProfileModel:
         self.profile = profile
         self.unit_id = unit_id
         seed = stable_seed(weather.tz, str(weather.seed), device_id)
-        source, by_keyword = _source(profile, weather, seed)
-        self._source = source
+        self._source, by_keyword = _source(profile, weather, seed)
         load = load_curve(weather.seed, weather.tz)
-        self._bindings: list[tuple[Point, str | None, GenericPoint]] = []
-        for point in profile.points:
-            key = heatpump.quantity_key(point) if by_keyword else point.name
-            self._bindings.append((point, key, GenericPoint(point, seed, load)))
-        self._memo: tuple[float, dict[str, float], dict[str, list[int]]] | None = None
+        numeric = [p for p in profile.points if p.data_type != "string"]
+        self.names = tuple(p.name for p in numeric)
+        self._keys = [heatpump.quantity_key(p) if by_keyword else p.name for p in numeric]
+        self._generic = [GenericPoint(p, seed, load) for p in numeric]
+        self._quantize = Quantizer(numeric)
+        self._texts = {
+            p.name: encode_point(_TEXTS.get(p.name, _DEFAULT_TEXT)[: 2 * p.width], p)
+            for p in profile.points
+            if p.data_type == "string"
+        }
+        self._memo: tuple[float, np.ndarray] | None = None
+        self._words_memo: tuple[float, dict[str, list[int]]] | None = None
 
-    def _evaluate(self, t: float) -> tuple[dict[str, float], dict[str, list[int]]]:
+    def _values(self, t: float) -> np.ndarray:
         if self._memo is not None and self._memo[0] == t:
-            return self._memo[1], self._memo[2]
+            return self._memo[1]
         quantities = self._source.quantities(t) if self._source is not None else {}
-        values: dict[str, float] = {}
-        words: dict[str, list[int]] = {}
-        for point, key, generic in self._bindings:
-            if point.data_type == "string":
-                words[point.name] = encode_point(self._text(point), point)
-                continue
+        raw = np.empty(len(self.names))
+        for i, (point, key) in enumerate(zip(self._quantize.points, self._keys, strict=True)):
             quantity = quantities.get(key) if key is not None else None
-            value = resolve(quantity, point) if quantity is not None else generic.value(t)
-            encoded = self._encode(value, point)
-            words[point.name] = encoded
-            decoded = decode_point(encoded, point)
-            values[point.name] = float(decoded)
-        self._memo = (t, values, words)
-        return values, words
-
-    @staticmethod
-    def _text(point: Point) -> str:
-        return _TEXTS.get(point.name, _DEFAULT_TEXT)[: 2 * point.width]
-
-    @staticmethod
-    def _encode(value: float, point: Point) -> list[int]:
-        """Words for the value, kept inside what the point can hold and away from its NaN."""
-        if point.data_type == "bool" or point.register_type in BIT_TYPES:
-            return encode_point(bool(value), point)
-        lo, hi = _value_limits(point)
-        value = min(max(value if math.isfinite(value) else lo, lo), hi)
-        if point.data_type == "float32":
-            # Round-trip through float32 so a value at the limit stays representable.
-            value = struct.unpack(">f", struct.pack(">f", value))[0]
-            value = min(max(value, lo), hi) if lo <= value <= hi else value
-        words = encode_point(value, point)
-        if point.nan_value is not None and decode_point(words, point) != decode_point(words, point):
-            step = point.scale if value - point.scale >= lo else -point.scale
-            words = encode_point(value - step, point)
-        return words
+            raw[i] = resolve(quantity, point) if quantity is not None else self._generic[i].value(t)
+        values = self._quantize(raw)
+        self._memo = (t, values)
+        return values
 
     def values_at(self, ts: datetime) -> dict[str, float]:
-        """Engineering values at `ts` as a driver would decode them (strings excluded)."""
-        return dict(self._evaluate(seconds_since_epoch(ts))[0])
+        """Engineering values at `ts` exactly as a driver decodes them (strings excluded)."""
+        return dict(zip(self.names, self._values(seconds_since_epoch(ts)).tolist(), strict=True))
 
     def words_at(self, ts: datetime) -> dict[str, list[int]]:
         """Register words (bits for coils/discrete) of every point at `ts`."""
-        return self._evaluate(seconds_since_epoch(ts))[1]
+        t = seconds_since_epoch(ts)
+        if self._words_memo is not None and self._words_memo[0] == t:
+            return self._words_memo[1]
+        words = {
+            p.name: encode_point(bool(v) if p.data_type == "bool" else float(v), p)
+            for p, v in zip(self._quantize.points, self._values(t).tolist(), strict=True)
+        } | self._texts
+        self._words_memo = (t, words)
+        return words
 
 
 def device_model(device: ModbusDevice, config: Config) -> ProfileModel:
@@ -311,7 +277,7 @@ async def start(
         ]
     for path, devs in rtu.items():
         models = _models(devs, config, clock)
-        lines += await _start_rtu(path, devs, models, config, stack, clock)
+        lines += await _start_rtu(path, devs, models, stack, clock)
     return lines
 
 
@@ -329,7 +295,6 @@ async def _start_rtu(
     path: Path,
     devs: Sequence[ModbusDevice],
     models: Sequence[ProfileModel],
-    config: Config,
     stack: contextlib.AsyncExitStack,
     clock: Clock,
 ) -> list[str]:
@@ -337,6 +302,8 @@ async def _start_rtu(
     server_side, client_side = Pty(), Pty()
     stack.callback(client_side.close)
     stack.callback(server_side.close)
+    link(path, client_side.slave_path)
+    stack.callback(unlink, path, client_side.slave_path)
     bridge = PtyBridge(server_side, client_side)
     bridge.start()
     stack.callback(bridge.stop)
@@ -350,14 +317,11 @@ async def _start_rtu(
     )
     await server.serve_forever(background=True)
     stack.push_async_callback(server.shutdown)
-    link(path, client_side.slave_path)
-    stack.callback(unlink, path, client_side.slave_path)
-    shown = _shown_path(path, config)
-    where = f"modbus rtu {shown} -> {client_side.slave_path}"
+    where = f"modbus rtu {_shown_path(path)} -> {client_side.slave_path}"
     return [_describe(m, d, where) for m, d in zip(models, devs, strict=True)]
 
 
-def _shown_path(path: Path, config: Config) -> str:
+def _shown_path(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
