@@ -1,8 +1,8 @@
 """File output, the HEMS seed's: one record per successful poll, as JSON lines or CSV (keys
 as header), one file per device and local day, so files rotate at the site's midnight.
-Records are `timestamp` (UTC ISO), `device_id`, then the metrics. Writes happen in a worker
-thread in batches; a CSV whose metric set changes mid-day continues in a new part file
-rather than misaligning columns."""
+Records are `timestamp` (UTC ISO), `device_id`, then the metrics. They are serialised on the
+event loop one per step and appended in batches by a worker thread. A CSV whose metric set
+changes mid-day continues in a new part file rather than misaligning columns."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import logging
 import zoneinfo
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from energy_pipeline.config import FileOutput
@@ -25,6 +26,13 @@ log = logging.getLogger("energy_pipeline.file")
 
 BATCH = 500
 HEADER_CACHE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    outcome: PollOutcome
+    keys: list[str] | None
+    line: str
 
 
 class FileSink:
@@ -51,8 +59,10 @@ class FileSink:
         if self._writing is not None:
             await asyncio.gather(self._writing, return_exceptions=True)
         if len(self.queue):
-            rest = await self.queue.get_batch(len(self.queue))
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_logged, rest)
+            rest = [self.encode(o) for o in await self.queue.get_batch(len(self.queue))]
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._append_logged, rest
+            )
         self._thread.shutdown(wait=False)
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
@@ -61,41 +71,51 @@ class FileSink:
                 self.queue.put(outcome)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = await self.queue.get_batch(BATCH)
-            loop = asyncio.get_running_loop()
-            self._writing = loop.run_in_executor(self._thread, self._write_logged, batch)
+            rows = []
+            for outcome in batch:
+                rows.append(self.encode(outcome))
+                await asyncio.sleep(0)  # one record per loop step, however many values it has
+            self._writing = loop.run_in_executor(self._thread, self._append_logged, rows)
             await asyncio.shield(self._writing)
 
-    def _write_logged(self, batch: list[PollOutcome]) -> None:
+    def _append_logged(self, rows: list[_Row]) -> None:
         try:
-            self.write(batch)
+            self.append(rows)
         except OSError as exc:
-            log.error(f"file output: {exc}; {len(batch)} records lost")
+            log.error(f"file output: {exc}; {len(rows)} records lost")
 
     def path_for(self, outcome: PollOutcome, part: int = 0) -> Path:
         day = outcome.ts.astimezone(self.zone).date().isoformat()
         suffix = f".{part}" if part else ""
         return self.folder / f"{outcome.device_id}-{day}{suffix}.{self.cfg.format}"
 
-    def write(self, batch: list[PollOutcome]) -> None:
+    def encode(self, outcome: PollOutcome) -> _Row:
+        """The record's text (serialisation happens on the loop, in small steps)."""
+        record = {"timestamp": iso(outcome.ts), "device_id": outcome.device_id}
+        record.update(values_of(outcome))
+        if self.cfg.format == "jsonl":
+            return _Row(outcome, None, json.dumps(record) + "\n")
+        return _Row(outcome, list(record), _csv_line(list(record.values())))
+
+    def append(self, rows: list[_Row]) -> None:
+        """Append to each record's file, headers first for new CSV files (worker thread)."""
         chunks: dict[Path, list[str]] = {}
-        for outcome in batch:
-            record = {"timestamp": iso(outcome.ts), "device_id": outcome.device_id}
-            record.update(values_of(outcome))
-            if self.cfg.format == "jsonl":
-                path = self.path_for(outcome)
-                chunks.setdefault(path, []).append(json.dumps(record) + "\n")
-            else:
-                path, header = self._csv_target(outcome, list(record))
-                chunks.setdefault(path, [])
-                if header:
-                    chunks[path].append(_csv_line(header))
-                chunks[path].append(_csv_line([record[k] for k in record]))
+        for row in rows:
+            if row.keys is None:
+                chunks.setdefault(self.path_for(row.outcome), []).append(row.line)
+                continue
+            path, header = self._csv_target(row.outcome, row.keys)
+            lines = chunks.setdefault(path, [])
+            if header:
+                lines.append(_csv_line(header))
+            lines.append(row.line)
         for path, lines in chunks.items():
             with path.open("a", encoding="utf-8", newline="") as f:
                 f.writelines(lines)
-        self.written += len(batch)
+        self.written += len(rows)
 
     def _csv_target(self, outcome: PollOutcome, keys: list[str]) -> tuple[Path, list[str] | None]:
         """The file this record belongs in, and the header to write first if it is new."""

@@ -236,6 +236,7 @@ class MqttSink:
                     payload = self.state_payload(payload)
                     with self._lock:
                         self._last_state[device] = payload
+                    await asyncio.sleep(0)  # one state message per loop step
                 qos = self.cfg.qos
                 info = self.client.publish(msg.topic, payload, qos=qos, retain=msg.retain)
                 kept = info.rc == paho.MQTT_ERR_NO_CONN and qos > 0  # paho resends on reconnect

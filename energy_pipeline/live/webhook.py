@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
 
 from energy_pipeline import __version__
 from energy_pipeline.config import WebhookOutput
@@ -74,18 +73,21 @@ class WebhookSink:
     def offer_alert(self, event: AlertEvent) -> None:
         self.queue.put(event)
 
-    def body(self, batch: list[PollOutcome | AlertEvent]) -> bytes:
-        events: list[dict[str, Any]] = [
-            item.to_json() if isinstance(item, AlertEvent) else outcome_record(item)
-            for item in batch
-        ]
-        doc = {"site": self.site, "sent_at": iso(self.clock()), "events": events}
-        return json.dumps(doc, separators=(",", ":")).encode()
+    async def body(self, batch: list[PollOutcome | AlertEvent]) -> bytes:
+        """The batch as one JSON document, serialised an event at a time with a yield between
+        them, so a batch of large samples never holds the event loop for long at once."""
+        parts: list[str] = []
+        for item in batch:
+            record = item.to_json() if isinstance(item, AlertEvent) else outcome_record(item)
+            parts.append(json.dumps(record, separators=(",", ":")))
+            await asyncio.sleep(0)
+        head = json.dumps({"site": self.site, "sent_at": iso(self.clock())})[:-1]
+        return f'{head},"events":[{",".join(parts)}]}}'.encode()
 
     async def _run(self) -> None:
         while True:
             batch = await self.queue.get_batch(self.cfg.batch_size)
-            await self._deliver(self.body(batch))
+            await self._deliver(await self.body(batch))
 
     async def _deliver(self, body: bytes) -> None:
         headers = {
