@@ -175,20 +175,21 @@ def test_file_output_jsonl_rotates_at_local_midnight(tmp_path: Path) -> None:
     async def main() -> None:
         async with started(live):
             for sink in live.sinks:
-                sink.offer([ok("ups1", before), failed("ups2", before)])
+                sink.offer([ok("ups1", before), failed("ups2", before), ok("ups2", before)])
                 sink.offer([ok("ups1", after, load_power=1.5)])
 
     asyncio.run(main())
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "ups1-2026-03-01.jsonl",
-        "ups1-2026-03-02.jsonl",
+        "readings-2026-03-01.jsonl",
+        "readings-2026-03-02.jsonl",
     ]
-    first = [json.loads(x) for x in (out / "ups1-2026-03-01.jsonl").read_text().splitlines()]
-    second = [json.loads(x) for x in (out / "ups1-2026-03-02.jsonl").read_text().splitlines()]
+    first = [json.loads(x) for x in (out / "readings-2026-03-01.jsonl").read_text().splitlines()]
+    second = [json.loads(x) for x in (out / "readings-2026-03-02.jsonl").read_text().splitlines()]
     assert first[0]["timestamp"] == "2026-03-01T22:59:59.000Z"
     assert first[0]["device_id"] == "ups1" and first[0]["input_voltage"] == 230.5
-    assert len(first) == 1 and second[0]["load_power"] == 1.5
+    assert [r["device_id"] for r in first] == ["ups1", "ups2"], "failed polls are not records"
+    assert len(second) == 1 and second[0]["load_power"] == 1.5
 
 
 def test_file_output_csv_keeps_header_and_splits_on_new_columns(tmp_path: Path) -> None:

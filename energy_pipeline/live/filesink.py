@@ -1,8 +1,9 @@
 """File output, the HEMS seed's: one record per successful poll, as JSON lines or CSV (keys
-as header), one file per device and local day, so files rotate at the site's midnight.
-Records are `timestamp` (UTC ISO), `device_id`, then the metrics. They are serialised on the
-event loop one per step and appended in batches by a worker thread. A CSV whose metric set
-changes mid-day continues in a new part file rather than misaligning columns."""
+as header), rotated at the site's local midnight: `readings-<day>.jsonl` for all devices, or
+`<device>-<day>.csv` per device. Records are `timestamp` (UTC ISO), `device_id`, then the
+metrics. They are serialised on the event loop one per step and appended in batches by a
+worker thread. A CSV whose metric set changes mid-day continues in a new part file rather
+than misaligning columns."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class FileSink:
         self._task: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="file-output")
         self._writing: asyncio.Future[None] | None = None
+        self._encoding: list[PollOutcome] = []
 
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -58,10 +60,11 @@ class FileSink:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._writing is not None:
             await asyncio.gather(self._writing, return_exceptions=True)
-        if len(self.queue):
-            rest = [self.encode(o) for o in await self.queue.get_batch(len(self.queue))]
+        rest = self._encoding + (await self.queue.get_batch(len(self.queue)) if self.queue else [])
+        if rest:
+            rows = [self.encode(o) for o in rest]
             await asyncio.get_running_loop().run_in_executor(
-                self._thread, self._append_logged, rest
+                self._thread, self._append_logged, rows
             )
         self._thread.shutdown(wait=False)
 
@@ -73,11 +76,12 @@ class FileSink:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self.queue.get_batch(BATCH)
+            self._encoding = await self.queue.get_batch(BATCH)
             rows = []
-            for outcome in batch:
+            for outcome in self._encoding:
                 rows.append(self.encode(outcome))
                 await asyncio.sleep(0)  # one record per loop step, however many values it has
+            self._encoding = []
             self._writing = loop.run_in_executor(self._thread, self._append_logged, rows)
             await asyncio.shield(self._writing)
 
@@ -88,9 +92,13 @@ class FileSink:
             log.error(f"file output: {exc}; {len(rows)} records lost")
 
     def path_for(self, outcome: PollOutcome, part: int = 0) -> Path:
+        """JSON lines carry the device id, so all devices share one file a day (one append per
+        batch); CSV columns differ per device, so CSV files are per device and day."""
         day = outcome.ts.astimezone(self.zone).date().isoformat()
+        if self.cfg.format == "jsonl":
+            return self.folder / f"readings-{day}.jsonl"
         suffix = f".{part}" if part else ""
-        return self.folder / f"{outcome.device_id}-{day}{suffix}.{self.cfg.format}"
+        return self.folder / f"{outcome.device_id}-{day}{suffix}.csv"
 
     def encode(self, outcome: PollOutcome) -> _Row:
         """The record's text (serialisation happens on the loop, in small steps)."""
