@@ -35,8 +35,11 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,7 +208,24 @@ def load(port: int, path: str, conns: int, seconds: float) -> float:
     return doc["requests"] / doc["seconds"]
 
 
-def run_once(count: int, seconds: float, outputs_on: bool, conns: int) -> dict[str, float]:
+def lateness_ms(data_dir: Path, t0: float, t1: float) -> np.ndarray:
+    """Every poll's lateness in the window (read start after its scheduled instant)."""
+    lo = datetime.fromtimestamp(t0, UTC).isoformat()
+    hi = datetime.fromtimestamp(t1, UTC).isoformat()
+    return (
+        duckdb.connect()
+        .sql(
+            "select (epoch_us(started_at) - epoch_us(ts)) / 1000.0 as ms from "
+            f"read_parquet('{data_dir}/polls/**/*.parquet') "
+            f"where ts >= '{lo}'::timestamptz and ts < '{hi}'::timestamptz"
+        )
+        .fetchnumpy()["ms"]
+    )
+
+
+def run_once(
+    count: int, seconds: float, outputs_on: bool, conns: int
+) -> tuple[dict[str, float], np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         folder = Path(tmp)
         base = free_port_range(count + 1)
@@ -282,7 +302,7 @@ def run_once(count: int, seconds: float, outputs_on: bool, conns: int) -> dict[s
             figures["load_missed"] = under["missed"]
             lines = sum(1 for f in (folder / "live").glob("*.jsonl") for _ in f.open())
             figures["file_lines"] = lines
-        return figures
+        return figures, lateness_ms(folder / "data", t0, t1)
 
 
 def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
@@ -291,9 +311,7 @@ def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
     samples and one of 1,800 values), all outputs on, MQTT pointed at a listener that never
     answers — and the longest event-loop step the outputs' own tasks take between ticks."""
     import asyncio
-    from datetime import UTC, datetime, timedelta
-
-    import numpy as np
+    from datetime import timedelta
 
     from energy_pipeline.config import load_config
     from energy_pipeline.live import build_outputs
@@ -375,12 +393,15 @@ def main() -> None:
         f"{args.devices} Janitza + 1 Luxtronik-sized device at 1 s; {args.seconds:g} s windows, "
         f"median of {args.repeats}"
     )
-    off, on = [], []
+    off: list[dict[str, float]] = []
+    on: list[dict[str, float]] = []
+    pooled: dict[bool, list[np.ndarray]] = {False: [], True: []}
     for i in range(args.repeats):
         order = (False, True) if i % 2 == 0 else (True, False)
         for mode in order:
-            result = run_once(args.devices, args.seconds, mode, args.connections)
+            result, late = run_once(args.devices, args.seconds, mode, args.connections)
             (on if mode else off).append(result)
+            pooled[mode].append(late)
             print(
                 f"#   run {i + 1} outputs {'on ' if mode else 'off'}: "
                 + " ".join(f"{k}={v:.1f}" for k, v in result.items()),
@@ -396,6 +417,11 @@ def main() -> None:
             f"{label:>8} {med(runs, 'p50_ms'):7.2f} {med(runs, 'p99_ms'):7.2f} "
             f"{med(runs, 'max_ms'):7.1f} {med(runs, 'missed'):6.0f}"
         )
+    print("# all runs' polls pooled per mode:")
+    for label, mode in (("off", False), ("on", True)):
+        ms = np.concatenate(pooled[mode])
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        print(f"{label:>8} p50 {p50:6.2f}  p90 {p90:6.2f}  p99 {p99:6.2f} ms  ({ms.size} polls)")
     delta = med(on, "p99_ms") - med(off, "p99_ms")
     verdict = "within" if delta <= 5.0 else "MISSES"
     print(
