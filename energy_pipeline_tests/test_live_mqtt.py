@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from energy_pipeline.config import load_config
 from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.mqtt import MAX_OUTSTANDING
 from energy_pipeline.live.state import StandaloneState
@@ -237,3 +239,87 @@ def test_last_will_marks_a_killed_collector_offline(
     finally:
         child.kill()
         child.wait()
+
+
+def test_tls_and_password_against_a_secured_broker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that only speaks TLS and wants a password: the sink verifies the broker's
+    certificate against the configured CA, logs in, and never logs the password."""
+    mosquitto = require_program("mosquitto")
+    openssl = require_program("openssl")
+    passwd = require_program("mosquitto_passwd")
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, cwd=tmp_path, timeout=60)
+
+    run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    run(openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(openssl, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")  # fmt: skip
+    run(passwd, "-b", "-c", "passwords", "collector", "broker-pass-4711")
+    broker = Mosquitto(mosquitto, tmp_path)
+    broker.conf.write_text(
+        f"listener {broker.port} 127.0.0.1\n"
+        f"cafile {tmp_path / 'ca.pem'}\ncertfile {tmp_path / 'server.pem'}\n"
+        f"keyfile {tmp_path / 'server.key'}\n"
+        f"allow_anonymous false\npassword_file {tmp_path / 'passwords'}\n"
+        # Run as root, mosquitto would drop to its own user, who cannot read pytest's 0700
+        # temporary folder; as any other user this line changes nothing.
+        "user root\n"
+    )
+    broker.start()
+    monkeypatch.setenv("MQTT_PASSWORD", "broker-pass-4711")
+    try:
+        config = write_site(
+            tmp_path,
+            f"""\
+outputs:
+  mqtt:
+    host: 127.0.0.1
+    port: {broker.port}
+    prefix: ep
+    username: collector
+    password: "${{MQTT_PASSWORD}}"
+    tls: {{ca_file: ca.pem}}
+    reconnect_min: 0.1
+""",
+        )
+        clock = Clock()
+        live = build_outputs(config, StandaloneState(started_at=clock()), clock)
+
+        async def main() -> None:
+            for sink in live.sinks:
+                await sink.start()
+            mqtt = live.mqtt
+            assert mqtt is not None
+            await until(lambda: mqtt._connected)
+            offer(live, [ok("ups1", clock())])
+            await until(lambda: mqtt.published >= 1)
+            for sink in reversed(live.sinks):
+                await sink.stop()
+
+        with caplog.at_level(logging.DEBUG):
+            asyncio.run(main())
+        assert "broker-pass-4711" not in caplog.text
+
+        monkeypatch.setenv("MQTT_PASSWORD", "wrong-pass-0815")
+        refused = build_outputs(load_config(config.path), StandaloneState(), clock)
+
+        async def wrong_password() -> None:
+            mqtt = refused.mqtt
+            assert mqtt is not None
+            await mqtt.start()
+            await asyncio.sleep(1.0)
+            assert not mqtt._connected
+            await mqtt.stop()
+
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            asyncio.run(wrong_password())
+        assert "refused" in caplog.text and "wrong-pass-0815" not in caplog.text
+    finally:
+        broker.stop()
