@@ -6,6 +6,7 @@ image (65,536 words, refreshed every second from the Janitza model values, encod
 driver's own codec) with plain asyncio protocols: ~20 us per request. The collector under test
 still talks to it through the real driver and the real pymodbus client over real sockets, one
 connection per device. Every device serves the same image (values are not per device).
+`--reply-ms` delays each answer like a real device's response time (timer, no CPU).
 
 Run: python bench/modbus_farm.py --base-port P --count N   (prints "ready" when listening)
 """
@@ -74,7 +75,7 @@ def janitza_image() -> tuple[bytearray, object]:
 
 class FarmProtocol(asyncio.Protocol):
     image: bytearray = bytearray()
-    requests = 0
+    reply_delay = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -89,7 +90,6 @@ class FarmProtocol(asyncio.Protocol):
             if len(self.buffer) < frame_len:
                 break
             self.buffer = self.buffer[frame_len:]
-            FarmProtocol.requests += 1
             if fc in (3, 4) and 1 <= count <= 125 and addr + count <= 65536:
                 payload = bytes(FarmProtocol.image[addr * 2 : (addr + count) * 2])
                 pdu = bytes((fc, len(payload))) + payload
@@ -97,12 +97,22 @@ class FarmProtocol(asyncio.Protocol):
                 pdu = bytes((fc | 0x80, 2))
             out.append(struct.pack(">HHHB", tid, pid, len(pdu) + 1, unit) + pdu)
         if out:
-            self.transport.write(b"".join(out))  # type: ignore[attr-defined]
+            reply = b"".join(out)
+            if FarmProtocol.reply_delay:
+                loop = asyncio.get_running_loop()
+                loop.call_later(FarmProtocol.reply_delay, self._send, reply)
+            else:
+                self._send(reply)
+
+    def _send(self, reply: bytes) -> None:
+        if not self.transport.is_closing():  # type: ignore[attr-defined]
+            self.transport.write(reply)  # type: ignore[attr-defined]
 
 
-async def serve(base_port: int, count: int) -> None:
+async def serve(base_port: int, count: int, reply_ms: float) -> None:
     image, refresh = janitza_image()
     FarmProtocol.image = image
+    FarmProtocol.reply_delay = reply_ms / 1000
     loop = asyncio.get_running_loop()
     servers = [
         await loop.create_server(FarmProtocol, "127.0.0.1", base_port + i, backlog=64)
@@ -122,9 +132,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-port", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--reply-ms", type=float, default=0.0, help="device response time")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.base_port, args.count))
+        asyncio.run(serve(args.base_port, args.count, args.reply_ms))
     except KeyboardInterrupt:
         sys.exit(0)
 

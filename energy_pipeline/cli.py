@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from energy_pipeline import __version__
-from energy_pipeline.config import Config, json_schema, load_config
+from energy_pipeline.config import DEVICE_ID_PATTERN, Config, json_schema, load_config
 from energy_pipeline.logs import setup_logging
 from energy_pipeline.yamlfile import ConfigError
 
@@ -63,6 +64,9 @@ def cmd_simulate_history(args: argparse.Namespace) -> int:
 
     if args.days <= 0:
         print("error: --days must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    if not re.fullmatch(DEVICE_ID_PATTERN, args.id):
+        print(f"error: --id {args.id!r} must match {DEVICE_ID_PATTERN}", file=sys.stderr)
         return EXIT_USAGE
     result = simulate_history(_config(args), args.days, collector_id=args.id)
     summary = {

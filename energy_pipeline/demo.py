@@ -105,15 +105,17 @@ def render(config: Config, rows: list[Row], now: datetime) -> str:
         "(Ctrl-C to stop)",
         "",
     ]
+    shown = {r.device_id: key_values(r.sample, r.profile) for r in rows if r.sample is not None}
+    width = max((len(name) for pairs in shown.values() for name, _ in pairs), default=0)
     for row in rows:
         state = "ok" if row.sample is not None else "FAILED"
         lines.append(f"{row.device_id} ({row.driver})  {state}  {row.latency_ms:.1f} ms")
         if row.sample is None:
             lines.append(f"    {row.error}")
             continue
-        pairs = [f"{name:<28} {text:<18}" for name, text in key_values(row.sample, row.profile)]
-        for i in range(0, len(pairs), 2):
-            lines.append("    " + " ".join(pairs[i : i + 2]).rstrip())
+        cells = [f"{name:<{width}}  {text:<18}" for name, text in shown[row.device_id]]
+        for i in range(0, len(cells), 2):
+            lines.append("    " + " ".join(cells[i : i + 2]).rstrip())
     return "\n".join(lines) + "\n"
 
 

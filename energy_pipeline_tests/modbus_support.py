@@ -171,13 +171,16 @@ def rtu_server(devices: list[SimDevice], baudrate: int = 9600) -> Iterator[str]:
 
 @contextlib.contextmanager
 def misbehaving_tcp_server(reply: Callable[[bytes], bytes | None]) -> Iterator[int]:
-    """Accepts connections and answers each request with `reply(request)` (None: silence)."""
+    """Accepts connections and answers each request with `reply(request)`: None is silence,
+    b"" hangs up."""
     lt = LoopThread()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while data := await reader.read(260):
                 answer = reply(data)
+                if answer == b"":
+                    break
                 if answer:
                     writer.write(answer)
                     await writer.drain()

@@ -169,3 +169,47 @@ def test_other_collectors_files_are_never_touched(tmp_path):
         s.seal(None)
     names = sorted(p.name for p in (tmp_path / "raw_readings").rglob("*.parquet"))
     assert names == ["main-20251123T0400.parquet", "shard2-20251123T0400.parquet"]
+
+
+class StillClock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
+    from energy_pipeline.collector.landing import Landing
+    from energy_pipeline.collector.state import CollectorState, DeviceState
+    from energy_pipeline.config import Config
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")  # the WAL folder would live under a file: ENOTDIR, a real OS error
+    config = Config.model_validate(
+        {
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "collector": {"wal_dir": str(blocker / "wal"), "max_pending_mb": 0.004},
+        }
+    )
+    state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
+    state.devices["a"] = DeviceState("a", 1.0)
+    landing = Landing(config, state, StillClock(T0 + 5))
+    for s in range(5):
+        landing.stage([outcome("a", T0 + s)])
+        landing.persist(None)
+    assert state.storage_error and "Not a directory" in state.storage_error
+    assert state.devices["a"].last_ack_ts is None  # nothing durable, nothing acknowledged
+    assert 0 < state.dropped_rows < 5 * 3  # the oldest went once over 4 KB, the newest stayed
+    kept = landing.unwritten_rows
+    assert kept > 0
+    blocker.unlink()  # space (here: the folder) comes back
+    landing.persist(None)
+    assert state.storage_error is None and landing.unwritten_rows == 0
+    assert state.devices["a"].last_ack_ts == datetime.fromtimestamp(T0 + 4, UTC)
+    landing.final_seal()
+    landed = lake_rows(tmp_path / "data", "polls")
+    assert landed.num_rows == kept // 4  # each poll: 3 readings + 1 poll row

@@ -41,8 +41,13 @@ def test_first_tick_is_the_next_aligned_instant():
     assert plan_next(60.0, None, 120.0).k == 2
 
 
-def test_first_tick_slightly_past_is_still_taken():
+def test_first_tick_is_never_in_the_past():
     plan = plan_next(60.0, None, 120.4)
+    assert (plan.k, plan.missed) == (3, 0)
+
+
+def test_a_later_tick_slightly_past_is_still_taken_late():
+    plan = plan_next(60.0, 1, 120.4)
     assert (plan.k, plan.missed) == (2, 0)
 
 

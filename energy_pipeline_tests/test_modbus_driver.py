@@ -7,10 +7,13 @@ import asyncio
 import math
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from energy_pipeline.config import Config, load_config
 from energy_pipeline.drivers import build_drivers
@@ -308,7 +311,7 @@ def test_missing_serial_port_is_a_connection_error(tmp_path: Path) -> None:
         " connection: {transport: rtu, serial_port: nosuch.tty}}\n",
     )
     with pytest.raises(
-        DeviceConnectionError, match=r"ups1: cannot connect to .*nosuch.tty 9600 8N1"
+        DeviceConnectionError, match=r"ups1: serial port .*nosuch.tty does not exist"
     ):
         asyncio.run(build_drivers(config)["ups1"].read())
 
@@ -354,3 +357,43 @@ def test_illegal_addresses_anywhere_leave_only_their_points_out(
     for sample in (first, second):
         assert sample.valid_values() == pytest.approx(want)
         assert set(sample.names) - set(sample.valid_values()) == dead
+
+
+def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_path: Path) -> None:
+    connections: list[bytes] = []
+
+    def hang_up(request: bytes) -> bytes:
+        connections.append(request)
+        return b""
+
+    with misbehaving_tcp_server(hang_up) as port:
+        config = site(tmp_path, tcp_device("flaky", "must_ep20", port, timeout=0.3, retries=1))
+        driver = driver_for(config, "flaky")
+
+        async def poll() -> None:
+            await driver.read()
+
+        with pytest.raises(DeviceConnectionError, match=r"flaky: connection lost.*holding 30000"):
+            asyncio.run(poll())
+    assert len(connections) == 2  # the retry reconnected and asked again
+
+
+@settings(max_examples=15, deadline=None)
+@given(holes=st.sets(st.integers(19000, 19121), min_size=1, max_size=4))
+def test_any_illegal_addresses_cost_only_their_points(holes: set[int]) -> None:
+    """Property over a real server: whatever registers answer exception 2, the next polls read
+    every other point correctly and never ask for a bad register again."""
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
+    server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
+    with tempfile.TemporaryDirectory() as tmp, tcp_server([server]) as port:
+        driver = driver_for(site(Path(tmp), tcp_device("umg", "janitza_umg509pro", port)), "umg")
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert len(sent) == len(driver.blocks) <= len(holes) + 1
+    assert not any(b.start <= h <= b.end for b in driver.blocks for h in holes)
+    want = {k: v for k, v in expected(prof, values).items() if k not in dead}
+    for sample in (first, second):
+        assert sample.valid_values() == pytest.approx(want)

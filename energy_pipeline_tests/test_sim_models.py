@@ -36,12 +36,21 @@ def models(tmp_path: Path) -> dict[str, ProfileModel]:
     return {d.id: device_model(d, config) for d in config.devices}  # type: ignore[misc]
 
 
+Site = dict[str, ProfileModel]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """One set of models for the module: models are pure, so tests cannot disturb each other."""
+    return models(tmp_path_factory.mktemp("site"))
+
+
 def instants(start: datetime, seconds: int, step: int) -> list[datetime]:
     return [start + timedelta(seconds=s) for s in range(0, seconds, step)]
 
 
-def test_three_phase_values_are_consistent(tmp_path: Path) -> None:
-    m = models(tmp_path)["umg509"]
+def test_three_phase_values_are_consistent(site: Site) -> None:
+    m = site["umg509"]
     for ts in instants(T0, 6 * 3600, 1801):
         v = m.values_at(ts)
         total = sum(v[f"power_active_{ph}"] for ph in ("l1", "l2", "l3"))
@@ -57,8 +66,8 @@ def test_three_phase_values_are_consistent(tmp_path: Path) -> None:
         assert 5_000 < v["power_active_total"] < 80_000
 
 
-def test_energy_counters_only_grow_and_integrate_the_power(tmp_path: Path) -> None:
-    m = models(tmp_path)["umg509"]
+def test_energy_counters_only_grow_and_integrate_the_power(site: Site) -> None:
+    m = site["umg509"]
     series = [m.values_at(ts) for ts in instants(T0, 3600 + 1, 15)]
     counters = [n for n in series[0] if n.startswith("energy_")]
     assert len(counters) == 28
@@ -73,8 +82,8 @@ def test_energy_counters_only_grow_and_integrate_the_power(tmp_path: Path) -> No
     assert delta_wh > 10_000
 
 
-def test_models_are_deterministic_across_instances_and_devices_differ(tmp_path: Path) -> None:
-    a, b = models(tmp_path), models(tmp_path / "again")
+def test_models_are_deterministic_across_instances(site: Site, tmp_path: Path) -> None:
+    a, b = site, models(tmp_path)
     ts = T0 + timedelta(hours=5, seconds=17)
     for device_id in a:
         assert a[device_id].values_at(ts) == b[device_id].values_at(ts)
@@ -82,8 +91,8 @@ def test_models_are_deterministic_across_instances_and_devices_differ(tmp_path: 
     assert a["umg509"].values_at(ts) != a["umg509"].values_at(ts + timedelta(seconds=1))
 
 
-def test_ups_runs_on_battery_sometimes_and_recharges(tmp_path: Path) -> None:
-    m = models(tmp_path)["ups1"]
+def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
+    m = site["ups1"]
     day = [m.values_at(ts) for ts in instants(T0, 86_400, 30)]
     status = np.array([v["status"] for v in day])
     level = np.array([v["battery_level"] for v in day])
@@ -112,8 +121,8 @@ def test_ups_runs_on_battery_sometimes_and_recharges(tmp_path: Path) -> None:
     assert np.all(np.abs(percent - load / 10) <= 0.55)
 
 
-def test_heat_pump_cycles_and_follows_the_outdoor_curve(tmp_path: Path) -> None:
-    m = models(tmp_path)["hp"]
+def test_heat_pump_cycles_and_follows_the_outdoor_curve(site: Site, tmp_path: Path) -> None:
+    m = site["hp"]
     weather = SiteWeather.of(site_config(tmp_path / "w", "  []\n"))
     times = instants(T0 + timedelta(hours=3), 6 * 3600, 10)
     series = [m.values_at(ts) for ts in times]
@@ -135,8 +144,8 @@ def test_heat_pump_cycles_and_follows_the_outdoor_curve(tmp_path: Path) -> None:
     assert energy[-1] - energy[0] == pytest.approx(power_kwh, abs=0.3)
 
 
-def test_heat_pump_names_of_other_profiles_bind_to_the_same_model(tmp_path: Path) -> None:
-    m = models(tmp_path)["lux"]
+def test_heat_pump_names_of_other_profiles_bind_to_the_same_model(site: Site) -> None:
+    m = site["lux"]
     v = m.values_at(T0 + timedelta(hours=2))
     assert v["electric_power"] < 5  # kW in this profile
     assert v["electric_energy_total"] == pytest.approx(
@@ -147,8 +156,8 @@ def test_heat_pump_names_of_other_profiles_bind_to_the_same_model(tmp_path: Path
     assert v["operation_mode"] in (0, 1, 5)
 
 
-def test_pv1800_produces_by_day_only(tmp_path: Path) -> None:
-    m = models(tmp_path)["pv"]
+def test_pv1800_produces_by_day_only(site: Site) -> None:
+    m = site["pv"]
     noon = m.values_at(datetime(2026, 6, 10, 11, 0, tzinfo=UTC))
     night = m.values_at(datetime(2026, 6, 10, 23, 0, tzinfo=UTC))
     assert noon["pv_power"] > 300 and noon["mppt_state"] == 1
@@ -191,6 +200,21 @@ points:
     assert {v["tripped"] for v in series} == {0}
 
 
-def test_instants_before_the_epoch_are_refused_for_cycling_models(tmp_path: Path) -> None:
+def test_instants_before_the_epoch_are_refused_for_cycling_models(site: Site) -> None:
     with pytest.raises(ValueError, match="EPOCH"):
-        models(tmp_path)["hp"].values_at(datetime(2019, 6, 1, tzinfo=UTC))
+        site["hp"].values_at(datetime(2019, 6, 1, tzinfo=UTC))
+
+
+def test_heat_pump_charges_hot_water_twice_a_day(site: Site) -> None:
+    m = site["hp"]
+    day = instants(datetime(2026, 1, 14, 0, 0, tzinfo=UTC), 86_400, 60)
+    series = [m.values_at(ts) for ts in day]
+    hot_water_hours = {
+        ts.hour + 1 for ts, v in zip(day, series, strict=True) if v["operating_mode"] == 2
+    }  # local = UTC + 1 h in January
+    assert {5, 17} <= hot_water_hours <= {5, 6, 17, 18}
+    temps = np.array([v["hot_water_temperature"] for v in series])
+    charging = np.array([v["operating_mode"] == 2 for v in series])
+    assert temps[charging].max() > temps[~charging][:240].min() + 3
+    cooling = temps[np.flatnonzero(charging)[-1] + 1 :]
+    assert np.all(np.diff(cooling) <= 0) and cooling[-1] < cooling[0]

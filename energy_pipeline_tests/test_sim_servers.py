@@ -202,6 +202,19 @@ def test_pv1800_simulator_is_strict_about_its_blocks(tmp_path: Path) -> None:
     }
 
 
+def test_a_stale_link_from_a_crashed_run_is_replaced(tmp_path: Path) -> None:
+    config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
+    stale = tmp_path / "data" / "ups.tty"
+    stale.parent.mkdir(parents=True)
+    stale.symlink_to("/dev/pts/does-not-exist")
+
+    async def body(_lines: list[str]) -> str:
+        return str(stale.readlink())
+
+    assert serve(config, body).startswith("/dev/pts/")
+    assert not stale.is_symlink()
+
+
 def test_a_path_that_is_not_a_symlink_is_never_replaced(tmp_path: Path) -> None:
     config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
     real = tmp_path / "data" / "ups.tty"
@@ -262,3 +275,33 @@ def test_values_refresh_every_second(tmp_path: Path) -> None:
     assert not math.isnan(first)
     assert hour_later - first > 5_000
     assert next_second >= first
+
+
+def test_coils_and_discrete_inputs_land_on_their_bit(tmp_path: Path) -> None:
+    (tmp_path / "bits.yaml").write_text(
+        """
+manufacturer: Acme
+model: Relay box
+points:
+  - {name: relay_a, address: 21, register_type: coil, data_type: bool, kind: state,
+     labels: {1: closed}}
+  - {name: relay_b, address: 23, register_type: coil, data_type: bool, kind: state}
+  - {name: door, address: 3, register_type: discrete, data_type: bool, kind: state,
+     labels: {1: open}}
+"""
+    )
+    port = free_port()
+    config = site_config(tmp_path, tcp("relays", "bits.yaml", port))
+
+    async def body(_lines: list[str]) -> tuple[list[bool], list[bool], int]:
+        client = AsyncModbusTcpClient("127.0.0.1", port=port)
+        await client.connect()
+        try:
+            coils = await client.read_coils(21, count=3, device_id=1)
+            door = await client.read_discrete_inputs(3, count=1, device_id=1)
+            outside = await client.read_coils(40, count=1, device_id=1)
+            return coils.bits[:3], door.bits[:1], outside.exception_code
+        finally:
+            client.close()
+
+    assert serve(config, body) == ([True, False, False], [True], 2)

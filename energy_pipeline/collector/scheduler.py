@@ -49,14 +49,14 @@ def grace(interval: float) -> float:
 def plan_next(interval: float, last_k: int | None, now: float) -> Plan:
     """The tick after `last_k` given the wall clock `now`.
 
-    A first tick is the next aligned instant (or one that passed less than `grace` ago). After
-    an overrun or a clock step forwards, ticks that passed more than `grace` ago are skipped and
-    counted. After a step backwards the answer is still `last_k + 1`: the caller waits for it, so
-    a tick already taken is never taken again.
+    A first tick is the next aligned instant, never one already past. After an overrun or a
+    clock step forwards, ticks that passed more than `grace` ago are skipped and counted (one
+    that passed less long ago is still taken, late). After a step backwards the answer is still
+    `last_k + 1`: the caller waits for it, so a tick already taken is never taken again.
     """
-    earliest = math.ceil((now - grace(interval)) / interval)
     if last_k is None:
-        return Plan(earliest, 0)
+        return Plan(math.ceil(now / interval), 0)
+    earliest = math.ceil((now - grace(interval)) / interval)
     nxt = last_k + 1
     if earliest <= nxt:
         return Plan(nxt, 0)
@@ -89,7 +89,14 @@ class IntervalGroup:
 
 
 def next_due(groups: list[IntervalGroup], now: float) -> tuple[float, list[IntervalGroup]]:
-    """The earliest instant any group is due at, and the groups due then."""
+    """The earliest instant any group is due at, and the groups due then.
+
+    A group that never ticked starts at its first aligned instant after `now`: the ticks
+    before are not its own, so they are neither taken late nor counted as missed.
+    """
+    for g in groups:
+        if g.last_k is None:
+            g.last_k = math.ceil(now / g.interval) - 1
     plans = [(g.instant(g.plan(now).k), g) for g in groups]
     first = min(t for t, _ in plans)
     return first, [g for t, g in plans if t == first]

@@ -11,8 +11,9 @@ is replaced atomically. No reading ever lands twice and readers never see a half
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from energy_pipeline.collector.encode import plain_raw
 from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import POLLS, RAW_READINGS, hour_dir
+from energy_pipeline.lake.layout import POLLS, RAW_READINGS, TMP_SUFFIX, hour_dir
 from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, TS_TYPE
 
 MINUTE_US = 60_000_000
@@ -65,6 +66,27 @@ class LakeWriter:
             hour_dir(self.data_dir, table, start)
             / f"{self.collector_id}-{start:%Y%m%dT%H%M}.parquet"
         )
+
+    def sweep_temp(self, since: datetime, until: datetime) -> int:
+        """Remove this collector's temp files left by a crash mid-write in [since, until].
+
+        Only called under the collector's lock, so no live writer owns them. Readers ignore
+        them anyway; this only keeps the folders clean.
+        """
+        removed = 0
+        mine = re.compile(
+            rf"\.{re.escape(self.collector_id)}-\d{{8}}T\d{{4}}\.parquet\.\d+{re.escape(TMP_SUFFIX)}"
+        )
+        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while hour <= until:
+            for table in (RAW_READINGS, POLLS):
+                folder = hour_dir(self.data_dir, table, hour)
+                for stale in folder.glob(f".{self.collector_id}-*{TMP_SUFFIX}"):
+                    if mine.fullmatch(stale.name):
+                        stale.unlink(missing_ok=True)
+                        removed += 1
+            hour += timedelta(hours=1)
+        return removed
 
     def write(self, raw: pa.Table, polls: pa.Table, period_us: int = MINUTE_US) -> int:
         """Land rows (raw in RAW_SCHEMA or its dictionary form, polls in POLLS_SCHEMA)."""

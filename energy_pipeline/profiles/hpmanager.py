@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from energy_pipeline.profiles.model import Profile
+from energy_pipeline.profiles.model import Profile, error_message
 from energy_pipeline.yamlfile import ConfigError, KeyPath, LoadedYaml
 
 # HPManager spells units as words; these become the symbols our profiles use.
@@ -105,5 +105,5 @@ def profile_from_hpmanager(loaded: LoadedYaml, model: str | None) -> Profile:
                 )
             else:
                 key = (*base, *loc)
-            problems.append(loaded.problem(key, err["msg"].removeprefix("Value error, ")))
+            problems.append(loaded.problem(key, error_message(err)))
         raise ConfigError(problems) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -160,10 +160,23 @@ def load_profile_file(path: Path, model: str | None = None) -> Profile:
         return Profile.model_validate(loaded.data)
     except ValidationError as exc:
         problems = [
-            loaded.problem(tuple(err["loc"]), err["msg"].removeprefix("Value error, "))
+            loaded.problem(tuple(err["loc"]), error_message(err))
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError(problems) from None
+
+
+def error_message(err: Any) -> str:
+    """A pydantic error phrased for the person who wrote the file."""
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check spelling against the profile schema)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if not isinstance(value, dict | list):
+        msg += f" (got {value!r})"
+    return msg
 
 
 @cache

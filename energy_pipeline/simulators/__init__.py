@@ -9,6 +9,7 @@ loopback. This module dispatches by `device.driver`, importing a family only whe
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Sequence
 from datetime import datetime
 from types import ModuleType
@@ -30,21 +31,17 @@ class DeviceModel(Protocol):
     def values_at(self, ts: datetime) -> dict[str, float]: ...
 
 
+_MODULES = {"modbus": "modbus", "luxtronik": "luxtronik", "echonet_broute": "echonet"}
+
+
 def _family(driver: str) -> ModuleType:
+    name = f"{__name__}.{_MODULES.get(driver, driver)}"
     try:
-        return _import_family(driver)
-    except ImportError as exc:
-        raise SimulatorError(f"no simulator for driver {driver!r} in this build ({exc})") from None
-
-
-def _import_family(driver: str) -> ModuleType:
-    if driver == "modbus":
-        from energy_pipeline.simulators import modbus as family
-    elif driver == "luxtronik":
-        from energy_pipeline.simulators import luxtronik as family
-    else:
-        from energy_pipeline.simulators import echonet as family
-    return family
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise SimulatorError(f"no simulator for driver {driver!r} in this build") from None
 
 
 def device_model(device: Device, config: Config) -> DeviceModel:

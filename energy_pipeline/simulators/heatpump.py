@@ -66,30 +66,25 @@ class HeatPump:
         return float(np.clip(22.0 + 0.55 * (20.0 - outdoor), 25.0, 50.0))
 
     def _hot_water(self, t: float, k: int) -> float:
-        """Charged to the top by the last hot-water run, cooling slowly since."""
-        ledger, period = self._ledger, self._period
-        lookback = int(86_400 / period) + 2
-        first = max(0, k - lookback)
-        levels = ledger.levels[first : k + 1, _EL_DHW]
-        runs = np.flatnonzero(levels > 0) + first
+        """Charged to the top by each hot-water run, cooling towards the low mark in between."""
+        period, duty = self._period, self._ledger.duty
+        first = max(0, k - int(86_400 / period) - 2)
+        runs = np.flatnonzero(self._ledger.levels[first : k + 1, _EL_DHW] > 0) + first
         if runs.size == 0:
             return _DHW_LOW_C
         last = int(runs[-1])
-        run_s = ledger.duty[last] * period
-        into = t - last * period
-        end_of_run = _DHW_TOP_C
-        if into < run_s:
-            before = self._hot_water_decay(last * period, runs[:-1], ledger.duty, period)
-            return before + (end_of_run - before) * into / run_s
-        return _DHW_LOW_C + (end_of_run - _DHW_LOW_C) * math.exp(-(into - run_s) / _DHW_COOLING_S)
+        run_start, run_s = last * period, float(duty[last]) * period
+        if t < run_start + run_s:
+            before = self._cooled(run_start, int(runs[-2]) if runs.size > 1 else None)
+            return before + (_DHW_TOP_C - before) * (t - run_start) / run_s
+        return self._cooled(t, last)
 
-    @staticmethod
-    def _hot_water_decay(t: float, runs: np.ndarray, duty: np.ndarray, period: float) -> float:
-        if runs.size == 0:
+    def _cooled(self, t: float, run: int | None) -> float:
+        """Hot-water temperature at t after `run` (a cycle index) charged it; low if none."""
+        if run is None:
             return _DHW_LOW_C
-        last = int(runs[-1])
-        since = t - (last * period + duty[last] * period)
-        return _DHW_LOW_C + (_DHW_TOP_C - _DHW_LOW_C) * math.exp(-max(since, 0.0) / _DHW_COOLING_S)
+        since = t - (run + float(self._ledger.duty[run])) * self._period
+        return _DHW_LOW_C + (_DHW_TOP_C - _DHW_LOW_C) * math.exp(-since / _DHW_COOLING_S)
 
     def quantities(self, t: float) -> dict[str, Quantity]:
         ledger, period = self._ledger, self._period

@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -38,7 +37,13 @@ from energy_pipeline.drivers.luxtronik import protocol
 from energy_pipeline.drivers.luxtronik.decode import decode
 from energy_pipeline.drivers.luxtronik.names import Vector, defined_count
 from energy_pipeline.simulators import SimulatorError
-from energy_pipeline.simulators.site import EPOCH, SiteWeather, stable_seed, temperature_curve
+from energy_pipeline.simulators.site import (
+    EPOCH,
+    SiteWeather,
+    stable_seed,
+    standard_offset_s,
+    temperature_curve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +75,6 @@ FIRMWARE = "V3.88.0"
 MODE_HEATING, MODE_HOT_WATER, MODE_NO_REQUEST = 0, 1, 5
 
 
-def _standard_offset_s(tz: str) -> int:
-    zone = ZoneInfo(tz)
-    offsets = [zone.utcoffset(datetime(2021, m, 15)) for m in (1, 7)]
-    return int(min(o.total_seconds() for o in offsets if o is not None))
-
-
 @dataclass(frozen=True, slots=True)
 class HourPlan:
     """Per hour since EPOCH: compressor on-time per cycle, whether it heats hot water, and the
@@ -91,7 +90,7 @@ class HeatPumpModel:
 
     def __init__(self, weather: SiteWeather, device_seed: int, host: str) -> None:
         self._curve = temperature_curve(weather.seed, weather.tz)
-        self._offset_s = _standard_offset_s(weather.tz)
+        self._offset_s = int(standard_offset_s(weather.tz))
         rng = np.random.default_rng([device_seed, 3])
         lengths = {v: defined_count(v) + EXTRA_ITEMS for v in Vector}
         self._parameters = rng.integers(0, 100, lengths[Vector.PARAMETERS]).astype(np.int32)

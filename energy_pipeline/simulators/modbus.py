@@ -38,7 +38,7 @@ from energy_pipeline.simulators.meter3p import ThreePhaseMeter
 from energy_pipeline.simulators.must import Ep20Ups, Pv1800
 from energy_pipeline.simulators.points import GenericPoint, Quantity, resolve
 from energy_pipeline.simulators.quantize import Quantizer
-from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, unlink
+from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, link_path, unlink
 from energy_pipeline.simulators.site import (
     SiteWeather,
     load_curve,
@@ -83,6 +83,7 @@ class ProfileModel:
         self._source, by_keyword = _source(profile, weather, seed)
         load = load_curve(weather.seed, weather.tz)
         numeric = [p for p in profile.points if p.data_type != "string"]
+        self.points = numeric
         self.names = tuple(p.name for p in numeric)
         self._keys = [heatpump.quantity_key(p) if by_keyword else p.name for p in numeric]
         self._generic = [GenericPoint(p, seed, load) for p in numeric]
@@ -95,17 +96,24 @@ class ProfileModel:
         self._memo: tuple[float, np.ndarray] | None = None
         self._words_memo: tuple[float, dict[str, list[int]]] | None = None
 
+    def _raw(self, t: float) -> np.ndarray:
+        quantities = self._source.quantities(t) if self._source is not None else {}
+        raw = np.empty(len(self.names))
+        for i, (point, key) in enumerate(zip(self.points, self._keys, strict=True)):
+            quantity = quantities.get(key) if key is not None else None
+            raw[i] = resolve(quantity, point) if quantity is not None else self._generic[i].value(t)
+        return raw
+
     def _values(self, t: float) -> np.ndarray:
         if self._memo is not None and self._memo[0] == t:
             return self._memo[1]
-        quantities = self._source.quantities(t) if self._source is not None else {}
-        raw = np.empty(len(self.names))
-        for i, (point, key) in enumerate(zip(self._quantize.points, self._keys, strict=True)):
-            quantity = quantities.get(key) if key is not None else None
-            raw[i] = resolve(quantity, point) if quantity is not None else self._generic[i].value(t)
-        values = self._quantize(raw)
+        values = self._quantize(self._raw(t))
         self._memo = (t, values)
         return values
+
+    def unrounded_at(self, ts: datetime) -> np.ndarray:
+        """The model's values in `names` order before register rounding (for benchmarks)."""
+        return self._raw(seconds_since_epoch(ts))
 
     def values_at(self, ts: datetime) -> dict[str, float]:
         """Engineering values at `ts` exactly as a driver decodes them (strings excluded)."""
@@ -118,7 +126,7 @@ class ProfileModel:
             return self._words_memo[1]
         words = {
             p.name: encode_point(bool(v) if p.data_type == "bool" else float(v), p)
-            for p, v in zip(self._quantize.points, self._values(t).tolist(), strict=True)
+            for p, v in zip(self.points, self._values(t).tolist(), strict=True)
         } | self._texts
         self._words_memo = (t, words)
         return words
@@ -259,7 +267,7 @@ async def start(
         if isinstance(conn, ModbusTcp):
             tcp.setdefault((conn.host, conn.port), []).append(dev)
         else:
-            rtu.setdefault(config.resolve(conn.serial_port), []).append(dev)
+            rtu.setdefault(link_path(config, conn.serial_port), []).append(dev)
     lines: list[str] = []
     for (host, port), devs in tcp.items():
         models = _models(devs, config, clock)

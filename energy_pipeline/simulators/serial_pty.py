@@ -18,6 +18,7 @@ import os
 import tty
 from pathlib import Path
 
+from energy_pipeline.config import Config
 from energy_pipeline.simulators import SimulatorError
 
 
@@ -38,6 +39,14 @@ class Pty:
         for fd in (self.master_fd, self._slave_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def link_path(config: Config, serial_port: str) -> Path:
+    """Where the configured port's symlink goes: relative to the config file, like
+    `config.resolve`, but without following symlinks (the link itself is what we manage)."""
+    path = Path(serial_port).expanduser()
+    # Not Path.resolve(): that would follow the very symlink we manage.
+    return Path(os.path.abspath(path if path.is_absolute() else config.base_dir / path))  # noqa: PTH100
 
 
 def link(path: Path, target: str) -> None:

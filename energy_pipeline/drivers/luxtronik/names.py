@@ -21,13 +21,15 @@ from luxtronik.calculations import Calculations
 from luxtronik.parameters import Parameters
 from luxtronik.visibilities import Visibilities
 
+from energy_pipeline.drivers.luxtronik import protocol
+
 
 class Vector(Enum):
     """The three read-only vectors, by the command that fetches each."""
 
-    PARAMETERS = 3003
-    CALCULATIONS = 3004
-    VISIBILITIES = 3005
+    PARAMETERS = protocol.READ_PARAMETERS
+    CALCULATIONS = protocol.READ_CALCULATIONS
+    VISIBILITIES = protocol.READ_VISIBILITIES
 
 
 @dataclass(frozen=True, slots=True)

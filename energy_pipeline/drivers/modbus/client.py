@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +110,15 @@ class Bus:
             self._received += len(data)
         return data
 
+    def _connection_changed(self, connected: bool) -> None:
+        """A peer hanging up fails the pending request now, not after its whole timeout."""
+        client = self._client
+        if connected or client is None:
+            return
+        pending = getattr(client.ctx, "response_future", None)
+        if isinstance(pending, asyncio.Future) and not pending.done():
+            pending.set_exception(ConnectionException("closed by the peer"))
+
     def _make_client(self, timeout: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         ep = self.endpoint
         if isinstance(ep, TcpEndpoint):
@@ -121,6 +129,7 @@ class Bus:
                 retries=0,
                 reconnect_delay=0,
                 trace_packet=self._trace,
+                trace_connect=self._connection_changed,
             )
         return AsyncModbusSerialClient(
             ep.port,
@@ -133,18 +142,21 @@ class Bus:
             retries=0,
             reconnect_delay=0,
             trace_packet=self._trace,
+            trace_connect=self._connection_changed,
         )
 
-    async def connect(self, device_id: str, timeout: float) -> float:
-        """Open the connection if it is not open; returns the seconds connecting took."""
+    def _hold_serial(self, port: str, device_id: str) -> None:
+        if not Path(port).exists():
+            raise DeviceConnectionError(device_id, f"serial port {port} does not exist")
+        self._port_hold.enter_context(hold_port(port, self.data_dir, owner=device_id))
+
+    async def connect(self, device_id: str, timeout: float) -> None:
+        """Open the connection if it is not open (a serial port only while holding its lock)."""
         if self._client is not None and self._client.connected:
-            return 0.0
+            return
         self.close()
         if isinstance(self.endpoint, SerialEndpoint):
-            self._port_hold.enter_context(
-                hold_port(self.endpoint.port, self.data_dir, owner=device_id)
-            )
-        started = time.perf_counter()
+            self._hold_serial(self.endpoint.port, device_id)
         client = self._make_client(timeout)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout + 0.5)
@@ -158,7 +170,6 @@ class Bus:
             self._port_hold.close()
             raise DeviceConnectionError(device_id, f"cannot connect to {self.endpoint}: {reason}")
         self._client = client
-        return time.perf_counter() - started
 
     async def read(self, device_id: str, unit_id: int, block: Block, timeout: float) -> list[int]:
         """Words (or bits as 0/1) of one block; a typed error naming device and block."""
@@ -201,7 +212,7 @@ class Bus:
                 device_id, f"exception {code} ({name})", code=code, where=where
             )
         if block.register_type in ("holding", "input"):
-            words = list(reply.registers)
+            words = reply.registers
         else:
             words = [1 if b else 0 for b in reply.bits[: block.count]]
         if len(words) != block.count:
