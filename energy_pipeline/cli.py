@@ -49,8 +49,9 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from energy_pipeline.collector.service import run_collect
+    from energy_pipeline.live import build_sinks
 
-    return run_collect(_config(args))
+    return run_collect(_config(args), build_sinks)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

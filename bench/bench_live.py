@@ -1,0 +1,451 @@
+"""Live outputs benchmark: do the outputs cost the collector's polls anything?
+
+In one run, the real collector (`python -m energy_pipeline collect`) polls N simulated Janitza
+analysers plus one Luxtronik-sized device (1,800 values) every second from the light Modbus
+farm (bench/modbus_farm.py), alternately
+
+- with all outputs off, and
+- with all outputs on: HTTP server (scraped once a second on /metrics and /api/telemetry, as
+  Prometheus and an open dashboard would), MQTT to a mosquitto that is SIGSTOPped once the
+  collector has connected (a broker that stalls), a webhook to a listener that accepts and
+  never answers (a dead webhook), the JSONL file output, and alert rules.
+
+Poll lateness (read start after its scheduled instant, from the polls table) is compared over
+a window inside one minute, clear of the collector's minute seal: p50/p99/max per run,
+medians over --repeats, the two modes alternating so drift in the machine's load hits both.
+Then, with outputs on, a second process puts a bounded closed-loop load (C keep-alive
+connections) on /api/telemetry — served from a body cached per tick — and on
+/api/telemetry/<device>, built per request (the naive way), and the request rates are
+reported together with the lateness during that load.
+
+    .venv/bin/python bench/bench_live.py [--devices 50] [--seconds 30] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+from bench_collector import analyse, free_port_range, lux_profile, wait_up  # noqa: E402
+
+LOAD_CLIENT = r"""
+import asyncio, json, sys, time
+
+async def client(port, path, until, counts):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    while time.monotonic() < until:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        counts[0] += 1
+    writer.close()
+
+async def main(port, path, conns, seconds):
+    counts = [0]
+    start = time.monotonic()
+    await asyncio.gather(*(client(port, path, start + seconds, counts) for _ in range(conns)))
+    print(json.dumps({"requests": counts[0], "seconds": time.monotonic() - start}))
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
+SEAL_CLEAR = 8.0  # seconds after a minute starts before a window may begin
+MAX_WINDOW = 60 - SEAL_CLEAR - 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BlackHole:
+    """Accepts TCP connections and never reads or answers: a dead webhook."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class Broker:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        conf = folder / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def stall(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def write_config(folder: Path, base: int, count: int, outputs: dict | None) -> Path:
+    device = {"driver": "modbus", "interval": 1}
+    conn = {"transport": "tcp", "host": "127.0.0.1", "unit_id": 1, "timeout": 1.0, "retries": 0}
+    devices = [
+        {
+            **device,
+            "id": f"dev{i:04d}",
+            "profile": "janitza_umg509pro",
+            "connection": {**conn, "port": base + i},
+        }
+        for i in range(count)
+    ]
+    devices.append(
+        {
+            **device,
+            "id": "lux1800",
+            "profile": str(lux_profile(folder)),
+            "connection": {**conn, "port": base + count},
+        }
+    )
+    cfg: dict = {
+        "storage": {"data_dir": str(folder / "data")},
+        "collector": {"seal_delay": 2},
+        "devices": devices,
+    }
+    if outputs is not None:
+        cfg["outputs"] = outputs
+        cfg["alerts"] = {
+            "rules": [
+                {"device": "*", "metric": "frequency", "op": ">", "threshold": 0},
+                {"device": "*", "kind": "stale", "after": 30},
+                {"device": "*", "kind": "device_down", "failures": 3},
+            ]
+        }
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def scrape(port: int, stop: threading.Event) -> None:
+    """Prometheus and one open dashboard: /metrics and /api/telemetry once a second."""
+    while not stop.wait(1.0):
+        for path in ("/metrics", "/api/telemetry"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                    r.read()
+            except OSError:
+                pass
+
+
+def aligned_window(seconds: float) -> tuple[float, float]:
+    """A window of whole seconds inside one minute, clear of the minute's seal (the collector
+    seals the previous minute a couple of seconds after it ends), so both modes measure
+    polling, not the seal landing in one window and not the other."""
+    now = time.time()
+    minute = now // 60 * 60
+    t0 = max(minute + SEAL_CLEAR, float(int(now) + 1))
+    if t0 + seconds > minute + 60 - 2:
+        t0 = minute + 60 + SEAL_CLEAR
+    time.sleep(max(0.0, t0 - time.time()) + seconds)
+    return t0, t0 + int(seconds)
+
+
+def load(port: int, path: str, conns: int, seconds: float) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_CLIENT, str(port), path, str(conns), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    )
+    doc = json.loads(out.stdout)
+    return doc["requests"] / doc["seconds"]
+
+
+def lateness_ms(data_dir: Path, t0: float, t1: float) -> np.ndarray:
+    """Every poll's lateness in the window (read start after its scheduled instant)."""
+    lo = datetime.fromtimestamp(t0, UTC).isoformat()
+    hi = datetime.fromtimestamp(t1, UTC).isoformat()
+    return (
+        duckdb.connect()
+        .sql(
+            "select (epoch_us(started_at) - epoch_us(ts)) / 1000.0 as ms from "
+            f"read_parquet('{data_dir}/polls/**/*.parquet') "
+            f"where ts >= '{lo}'::timestamptz and ts < '{hi}'::timestamptz"
+        )
+        .fetchnumpy()["ms"]
+    )
+
+
+def run_once(
+    count: int, seconds: float, outputs_on: bool, conns: int
+) -> tuple[dict[str, float], np.ndarray]:
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        folder = Path(tmp)
+        base = free_port_range(count + 1)
+        broker = Broker(folder) if outputs_on else None
+        hole = BlackHole() if outputs_on else None
+        http = free_port()
+        outputs = None
+        if outputs_on:
+            assert broker is not None and hole is not None
+            outputs = {
+                "http": {"port": http},
+                "mqtt": {"host": "127.0.0.1", "port": broker.port, "queue_size": 1000},
+                "webhook": {
+                    "url": f"http://127.0.0.1:{hole.port}/hook",
+                    "timeout": 2,
+                    "queue_size": 1000,
+                },
+                "file": {"path": str(folder / "live"), "format": "jsonl"},
+            }
+        cfg = write_config(folder, base, count, outputs)
+        farm = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "bench" / "modbus_farm.py"),
+                "--base-port",
+                str(base),
+                "--count",
+                str(count + 1),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        collector = None
+        stop = threading.Event()
+        figures: dict[str, float] = {}
+        try:
+            assert farm.stdout is not None
+            farm.stdout.readline()
+            collector = subprocess.Popen(
+                [sys.executable, "-m", "energy_pipeline", "collect", "--config", str(cfg)],
+                env=ENV,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_up(folder / "data", count + 1, 60)
+            time.sleep(2.0)
+            if outputs_on:
+                assert broker is not None
+                broker.stall()
+                threading.Thread(target=scrape, args=(http, stop), daemon=True).start()
+            t0, t1 = aligned_window(seconds)
+            stop.set()
+            if outputs_on:
+                start = time.time()
+                figures["cached_rps"] = load(http, "/api/telemetry", conns, 5.0)
+                figures["per_request_rps"] = load(http, "/api/telemetry/dev0000", conns, 5.0)
+                l0, l1 = float(int(start) + 1), float(int(time.time()))
+            collector.send_signal(signal.SIGTERM)
+            collector.wait(60)
+        finally:
+            if collector and collector.poll() is None:
+                collector.kill()
+            farm.terminate()
+            farm.wait(10)
+            if broker:
+                broker.close()
+            if hole:
+                hole.close()
+        late = analyse(folder / "data", count + 1, t0, t1)
+        figures.update({k: late[k] for k in ("p50_ms", "p99_ms", "max_ms", "missed")})
+        if outputs_on:
+            under = analyse(folder / "data", count + 1, l0, l1)
+            figures["load_p99_ms"] = under["p99_ms"]
+            figures["load_missed"] = under["missed"]
+            lines = sum(1 for f in (folder / "live").glob("*.jsonl") for _ in f.open())
+            figures["file_lines"] = lines
+        return figures, lateness_ms(folder / "data", t0, t1)
+
+
+def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
+    """In-process, low-noise: what the collector's commit path pays per tick for the live
+    outputs — the synchronous `offer` of every sink for one tick's outcomes (N Janitza-sized
+    samples and one of 1,800 values), all outputs on, MQTT pointed at a listener that never
+    answers — and the longest event-loop step the outputs' own tasks take between ticks."""
+    import asyncio
+    from datetime import timedelta
+
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live import build_outputs
+    from energy_pipeline.live.state import StandaloneState
+    from energy_pipeline.readings import PollOutcome, Sample
+
+    with tempfile.TemporaryDirectory(prefix="bench-live-offer-") as tmp:
+        folder = Path(tmp)
+        hole = BlackHole()
+        cfg = write_config(
+            folder,
+            20000,
+            count,
+            {
+                "http": {"port": 0},
+                "mqtt": {"host": "127.0.0.1", "port": hole.port},
+                "webhook": {"url": f"http://127.0.0.1:{hole.port}/hook", "timeout": 2},
+                "file": {"path": str(folder / "live")},
+            },
+        )
+        live = build_outputs(load_config(cfg), StandaloneState())
+        small = tuple(f"m{i}" for i in range(61))
+        large = tuple(f"v{i:04d}" for i in range(1800))
+
+        def tick(ts: datetime) -> list[PollOutcome]:
+            out = [
+                PollOutcome(f"dev{i:04d}", ts, ts, ts, 1, Sample(small, np.random.rand(61)))
+                for i in range(count)
+            ]
+            out.append(PollOutcome("lux1800", ts, ts, ts, 1, Sample(large, np.random.rand(1800))))
+            return out
+
+        async def main() -> tuple[list[float], list[float]]:
+            for sink in live.sinks:
+                await sink.start()
+            loop = asyncio.get_running_loop()
+            costs, lags = [], []
+            ts = datetime.now(UTC).replace(microsecond=0)
+            for _ in range(ticks):
+                ts += timedelta(seconds=1)
+                outcomes = tick(ts)
+                start = time.perf_counter()
+                for sink in live.sinks:
+                    sink.offer(outcomes)
+                costs.append((time.perf_counter() - start) * 1000)
+                # The outputs' tasks run now; a 1 ms probe measures the longest step they take.
+                worst = 0.0
+                for _ in range(20):
+                    t = loop.time()
+                    await asyncio.sleep(0.001)
+                    worst = max(worst, (loop.time() - t - 0.001) * 1000)
+                lags.append(worst)
+            for sink in reversed(live.sinks):
+                await sink.stop()
+            return costs, lags
+
+        costs, lags = asyncio.run(main())
+        hole.close()
+    q = statistics.quantiles
+    return {
+        "offer_p50_ms": statistics.median(costs),
+        "offer_p99_ms": q(costs, n=100)[98],
+        "offer_max_ms": max(costs),
+        "step_p50_ms": statistics.median(lags),
+        "step_p99_ms": q(lags, n=100)[98],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30, help=f"at most {MAX_WINDOW:g}")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    args.seconds = min(args.seconds, MAX_WINDOW)
+    print(
+        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
+        f"{args.devices} Janitza + 1 Luxtronik-sized device at 1 s; {args.seconds:g} s windows, "
+        f"median of {args.repeats}"
+    )
+    off: list[dict[str, float]] = []
+    on: list[dict[str, float]] = []
+    pooled: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    for i in range(args.repeats):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        for mode in order:
+            result, late = run_once(args.devices, args.seconds, mode, args.connections)
+            (on if mode else off).append(result)
+            pooled[mode].append(late)
+            print(
+                f"#   run {i + 1} outputs {'on ' if mode else 'off'}: "
+                + " ".join(f"{k}={v:.1f}" for k, v in result.items()),
+                flush=True,
+            )
+
+    def med(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    print(f"{'outputs':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6}")
+    for label, runs in (("off", off), ("on", on)):
+        print(
+            f"{label:>8} {med(runs, 'p50_ms'):7.2f} {med(runs, 'p99_ms'):7.2f} "
+            f"{med(runs, 'max_ms'):7.1f} {med(runs, 'missed'):6.0f}"
+        )
+    print("# all runs' polls pooled per mode:")
+    for label, mode in (("off", False), ("on", True)):
+        ms = np.concatenate(pooled[mode])
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        print(f"{label:>8} p50 {p50:6.2f}  p90 {p90:6.2f}  p99 {p99:6.2f} ms  ({ms.size} polls)")
+    delta = med(on, "p99_ms") - med(off, "p99_ms")
+    verdict = "within" if delta <= 5.0 else "MISSES"
+    print(
+        f"# p99 lateness moved by {delta:+.2f} ms with all outputs on ({verdict} the 5 ms target)"
+    )
+    cached, naive = med(on, "cached_rps"), med(on, "per_request_rps")
+    print(
+        f"# /api/telemetry ({args.devices + 1} devices, cached per tick): {cached:.0f} req/s; "
+        f"/api/telemetry/<device> built per request: {naive:.0f} req/s "
+        f"({cached / naive:.1f}x); {args.connections} keep-alive connections"
+    )
+    print(
+        f"# during that load: p99 lateness {med(on, 'load_p99_ms'):.2f} ms, "
+        f"missed {med(on, 'load_missed'):.0f}"
+    )
+    cost = offer_cost(args.devices)
+    print(
+        f"# in-process, {args.devices + 1} devices, all outputs on: offer() per tick "
+        f"p50 {cost['offer_p50_ms']:.3f} ms, p99 {cost['offer_p99_ms']:.3f} ms, "
+        f"max {cost['offer_max_ms']:.3f} ms; longest step of the outputs' tasks after a tick "
+        f"p50 {cost['step_p50_ms']:.2f} ms, p99 {cost['step_p99_ms']:.2f} ms"
+    )
+    print(f"# load average {os.getloadavg()[0]:.2f} at end")
+
+
+if __name__ == "__main__":
+    main()

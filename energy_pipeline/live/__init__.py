@@ -1,0 +1,96 @@
+"""Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
+/metrics, MQTT, webhook, file output and alerts. `build_sinks(config, state)` gives the
+collector its list of sinks; each takes outcomes through a non-blocking `offer`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from energy_pipeline.config import Config
+from energy_pipeline.live.alerts import AlertEngine, AlertSink, site_rules
+from energy_pipeline.live.api import LiveApi
+from energy_pipeline.live.filesink import FileSink
+from energy_pipeline.live.http import HttpServer
+from energy_pipeline.live.meta import site_meta
+from energy_pipeline.live.metrics import MetricsSink
+from energy_pipeline.live.mqtt import MqttSink
+from energy_pipeline.live.state import CollectorView
+from energy_pipeline.live.store import LatestStore
+from energy_pipeline.live.webhook import WebhookSink
+from energy_pipeline.sinks import OutcomeSink
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class LiveOutputs:
+    store: LatestStore
+    alerts: AlertSink
+    metrics: MetricsSink
+    http: HttpServer | None = None
+    mqtt: MqttSink | None = None
+    webhook: WebhookSink | None = None
+    file: FileSink | None = None
+    sinks: list[OutcomeSink] = field(default_factory=list)
+
+    def dropped(self) -> dict[str, int]:
+        out = {}
+        for name, sink in (("mqtt", self.mqtt), ("webhook", self.webhook), ("file", self.file)):
+            if sink is not None:
+                out[name] = sink.queue.dropped
+        return out
+
+
+def _chart(config: Config, meta: dict, limit: int = 6) -> list[tuple[str, str]]:
+    """The configured chart list, else the first published gauges of each device."""
+    http = config.outputs.http
+    if http and http.chart:
+        return [tuple(c.split(".", 1)) for c in http.chart]  # type: ignore[misc]
+    chosen: list[tuple[str, str]] = []
+    for device, m in meta.items():
+        for metric in m.published():
+            if m.metric(metric).kind == "gauge" and len(chosen) < limit:
+                chosen.append((device, metric))
+                break
+    return chosen
+
+
+def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) -> LiveOutputs:
+    out = config.outputs
+    meta = site_meta(config)
+    history = (out.http.history_minutes if out.http else 60) * 60.0
+    store = LatestStore(meta, _chart(config, meta), history, clock)
+    alerts = AlertSink(AlertEngine(site_rules(config, meta), clock()), clock)
+    live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
+    live.metrics.dropped = live.dropped
+    sinks: list[OutcomeSink] = [store, live.metrics]
+    if out.mqtt is not None:
+        live.mqtt = MqttSink(out.mqtt, config, meta)
+        alerts.listeners.append(live.mqtt.offer_alert)
+        sinks.append(live.mqtt)
+    if out.webhook is not None:
+        live.webhook = WebhookSink(out.webhook, config.site.name, clock)
+        alerts.listeners.append(live.webhook.offer_alert)
+        sinks.append(live.webhook)
+    if out.file is not None:
+        live.file = FileSink(out.file, config.resolve(out.file.path), config.site.timezone)
+        sinks.append(live.file)
+    sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
+    if out.http is not None:
+        intervals = {d.id: d.interval for d in config.devices}
+        api = LiveApi(store, state, alerts, intervals, out.http.cards)
+        live.http = HttpServer(out.http, api, live.metrics, clock)
+        sinks.append(live.http)
+    live.sinks = sinks
+    return live
+
+
+def build_sinks(config: Config, state: CollectorView) -> list[OutcomeSink]:
+    """The collector's entry point: the store first, then every configured output."""
+    return build_outputs(config, state).sinks

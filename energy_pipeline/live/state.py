@@ -1,0 +1,46 @@
+"""What the live outputs read from the running collector: device states, missed ticks, WAL
+backlog and start time. The collector's own state object satisfies this protocol;
+`StandaloneState` stands in where outputs run without one (tests, benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class DeviceView(Protocol):
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def missed_ticks(self) -> int: ...
+
+
+class CollectorView(Protocol):
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def devices(self) -> Mapping[str, DeviceView]: ...
+
+    @property
+    def wal_backlog_bytes(self) -> int: ...
+
+    @property
+    def wal_backlog_rows(self) -> int: ...
+
+
+@dataclass
+class StandaloneDevice:
+    state: str = "starting"
+    missed_ticks: int = 0
+
+
+@dataclass
+class StandaloneState:
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    devices: dict[str, StandaloneDevice] = field(default_factory=dict)
+    wal_backlog_bytes: int = 0
+    wal_backlog_rows: int = 0
