@@ -175,6 +175,7 @@ class Pipeline(Strict):
         None, ge=1, description="delete older minute_readings; none: keep"
     )
     export_retention_days: int = Field(30, ge=1, description="delete older CSV exports")
+    run_history_days: int = Field(14, ge=1, description="delete Dagster runs older than this")
     forecast_targets: dict[str, str] = Field(
         default_factory=dict,
         description="device id -> metric forecast; default: its energy counter, else its power",

@@ -137,7 +137,7 @@ def compute_minutes(
     totals = con.execute(
         f"SELECT coalesce(sum(rows_read + dups), 0), coalesce(sum(dups), 0),"
         f" {', '.join(f'coalesce(sum({r}), 0)' for r in REJECT_REASONS)} FROM agg"
-    ).fetchone()
+    ).fetchall()[0]
     assert totals is not None
     stats.rows_read, stats.duplicates = int(totals[0]), int(totals[1])
     for reason, count in zip(REJECT_REASONS, totals[2:], strict=True):
@@ -146,10 +146,16 @@ def compute_minutes(
     series = con.execute("SELECT DISTINCT device_id, metric FROM agg WHERE n > 0").fetchall()
     counters = [(d, m) for d, m in series if catalog.is_counter(d, m)]
     con.register("bounds", catalog.bounds_table(series))
-    con.execute("CREATE OR REPLACE TEMP TABLE deltas (device_id VARCHAR, metric VARCHAR, mi BIGINT, delta DOUBLE, resets BIGINT)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE deltas (device_id VARCHAR, metric VARCHAR, mi BIGINT, delta DOUBLE, resets BIGINT)"
+    )
     if counters:
-        _counter_deltas(con, scan.files + back.files, counters, s_us, e_us, n_us, _us(start - lookback))
-        stats.resets = int(con.execute("SELECT coalesce(sum(resets), 0) FROM deltas").fetchone()[0])  # type: ignore[index]
+        _counter_deltas(
+            con, scan.files + back.files, counters, s_us, e_us, n_us, _us(start - lookback)
+        )
+        stats.resets = int(
+            con.execute("SELECT coalesce(sum(resets), 0) FROM deltas").fetchall()[0][0]
+        )  # type: ignore[index]
     result = con.sql(
         """SELECT make_timestamp(a.mi * 60000000)::TIMESTAMPTZ AS ts, a.device_id, a.metric,
              CASE WHEN b.is_counter THEN NULL ELSE a.avg END AS avg,

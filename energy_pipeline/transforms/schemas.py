@@ -55,6 +55,7 @@ DAILY_READINGS_SCHEMA = pa.schema(
         pa.field("last", pa.float64()),
         pa.field("count", pa.int32(), nullable=False),
         pa.field("delta", pa.float64()),
+        pa.field("resets", pa.int32(), nullable=False),
     ]
 )
 
