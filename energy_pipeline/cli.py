@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,48 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from energy_pipeline.transforms.exports import export_range
+
+    config = _config(args)
+    last = args.to or args.from_
+    try:
+        written, empty = export_range(config, args.from_, last, args.device)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        emit_json({"written": [str(p) for p in written], "days_without_data": empty})
+    else:
+        for path in written:
+            print(path)
+    for day in empty:
+        print(f"warning: no readings for {day} in {config.data_dir}", file=sys.stderr)
+    return EXIT_OK if written else EXIT_FAILED
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from energy_pipeline.transforms.warehouse import query, render
+
+    config = _config(args)
+    try:
+        header, rows = query(config.data_dir, args.query)
+    except (FileNotFoundError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render(header, rows, "json" if args.json else "csv" if args.csv else "table"))
+    return EXIT_OK
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -72,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_config_validate)
     schema = cfg_verbs.add_parser("schema", parents=[common], help="JSON Schema of the config")
     schema.set_defaults(func=cmd_config_schema)
+
+    export = verbs.add_parser(
+        "export", parents=[common], help="write the PROGNOZA and logger CSVs for local days"
+    )
+    export.add_argument("--from", dest="from_", type=_date, required=True, metavar="DATE")
+    export.add_argument("--to", type=_date, metavar="DATE", help="last day (default: --from)")
+    export.add_argument("--device", metavar="ID", help="only this device")
+    export.set_defaults(func=cmd_export)
+
+    sql = verbs.add_parser("sql", parents=[common], help="query the DuckDB warehouse (read-only)")
+    sql.add_argument("query", help='e.g. "SELECT * FROM daily_device_summary"')
+    sql.add_argument("--csv", action="store_true", help="CSV on stdout")
+    sql.set_defaults(func=cmd_sql)
 
     return parser
 

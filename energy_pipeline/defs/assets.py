@@ -26,7 +26,7 @@ from energy_pipeline.lake.layout import (
     table_dir,
 )
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
-from energy_pipeline.transforms.exports import export_day, prune_exports
+from energy_pipeline.transforms.exports import export_day, prune_exports, stored_day
 from energy_pipeline.transforms.features import forecast_features, history_files
 from energy_pipeline.transforms.lakefiles import (
     PART_FILE,
@@ -314,7 +314,8 @@ def build_assets(
     def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
         written = []
         for day in _days(context, site):
-            written += export_day(site.data_dir, site.tz, day)
+            load = stored_day(site.data_dir, site.tz)
+            written += export_day(exports_dir(site.data_dir), day, load)
         today = site.now().astimezone(site.tz).date()
         removed = prune_exports(
             exports_dir(site.data_dir), today, site.config.pipeline.export_retention_days

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from energy_pipeline.config import Config
 from energy_pipeline.lake.files import atomic_write_bytes
 from energy_pipeline.lake.layout import DAILY_READINGS, exports_dir
-from energy_pipeline.transforms.lakefiles import existing, partition_path
+from energy_pipeline.transforms.lakefiles import partition_path
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA, MARKER_COLUMNS
 from energy_pipeline.transforms.timegrid import day_window
@@ -127,20 +129,64 @@ def prune_exports(exports: Path, today: date, retention_days: int) -> list[Path]
     return removed
 
 
+DayLoader = Callable[[date], pa.Table | None]
+
+
+def stored_day(data_dir: Path, tz: ZoneInfo) -> DayLoader:
+    """Loads a day's materialized daily_readings partition (None when there is none)."""
+
+    def load(day: date) -> pa.Table | None:
+        path = partition_path(data_dir, DAILY_READINGS, day_window(day, tz)[0])
+        return pq.read_table(path, schema=DAILY_READINGS_SCHEMA) if path.is_file() else None
+
+    return load
+
+
 def export_day(
-    data_dir: Path, tz: ZoneInfo, day: date, devices: list[str] | None = None
+    exports: Path, day: date, load: DayLoader, devices: list[str] | None = None
 ) -> list[Path]:
-    """One local day's files from its daily_readings partition (and the 6 days before it for
-    the weekly roll-up); nothing when that partition was never materialized."""
-    today_path = partition_path(data_dir, DAILY_READINGS, day_window(day, tz)[0])
-    if not today_path.is_file():
+    """One local day's files; the weekly roll-up takes whichever of the 6 days before exist.
+    Nothing is written when the day itself has no readings."""
+    today = load(day)
+    if today is None or today.num_rows == 0:
         return []
-    week = existing(
-        [
-            partition_path(data_dir, DAILY_READINGS, day_window(day - timedelta(days=i), tz)[0])
-            for i in range(6, -1, -1)
-        ]
-    )
-    today = pq.read_table(today_path, schema=DAILY_READINGS_SCHEMA)
-    week_table = pa.concat_tables([pq.read_table(p, schema=DAILY_READINGS_SCHEMA) for p in week])
-    return write_exports(exports_dir(data_dir), day, today, week_table, devices)
+    week = [t for t in (load(day - timedelta(days=i)) for i in range(6, 0, -1)) if t is not None]
+    return write_exports(exports, day, today, pa.concat_tables([*week, today]), devices)
+
+
+def export_range(
+    config: Config, first: date, last: date, device: str | None = None
+) -> tuple[list[Path], list[date]]:
+    """The `export` verb: every day in [first, last] from daily_readings where materialized,
+    else computed from the lake (minute_readings, else raw) without writing any table.
+    Returns the files written and the days that had no readings."""
+    from energy_pipeline.transforms.catalog import build_catalog
+    from energy_pipeline.transforms.daily import daily_readings, minute_source
+
+    if device is not None:
+        config.device(device)
+    tz = ZoneInfo(config.site.timezone)
+    catalog = build_catalog(config)
+    stored = stored_day(config.data_dir, tz)
+    cache: dict[date, pa.Table | None] = {}
+
+    def load(day: date) -> pa.Table | None:
+        if day not in cache:
+            table = stored(day)
+            if table is None:
+                start, end = day_window(day, tz)
+                src = minute_source(config.data_dir, catalog, start, end, datetime.now(UTC))
+                table = daily_readings(src.table, day, tz) if src.table.num_rows else None
+            cache[day] = table
+        return cache[day]
+
+    written: list[Path] = []
+    empty: list[date] = []
+    day = first
+    while day <= last:
+        files = export_day(exports_dir(config.data_dir), day, load, [device] if device else None)
+        written += files
+        if not files:
+            empty.append(day)
+        day += timedelta(days=1)
+    return written, empty

@@ -9,6 +9,9 @@ A table without files yet gets an empty view of its declared schema.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -108,3 +111,22 @@ def query(data_dir: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         return header, cursor.fetchall()
     finally:
         con.close()
+
+
+def render(header: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
+    """A query result as an aligned text table, CSV, or a JSON list of objects."""
+    if fmt == "json":
+        return json.dumps([dict(zip(header, row, strict=True)) for row in rows], default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        return out.getvalue().rstrip("\n")
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
