@@ -61,11 +61,15 @@ def table(rows: Iterable[Row]) -> pa.Table:
     )
 
 
-def write_raw(data_dir: Path, rows: Iterable[Row], collector: str = "c1") -> list[Path]:
-    """One file per collector and minute in the UTC hour folder, as the collector seals them."""
+def write_raw(
+    data_dir: Path, rows: Iterable[Row], collector: str = "c1", per_minute: bool = True
+) -> list[Path]:
+    """One file per collector and minute in the UTC hour folder, as the collector seals them
+    (or one per hour, as after compaction, which keeps day-sized test data fast to write)."""
     by_minute: dict[datetime, list[Row]] = defaultdict(list)
     for row in rows:
-        by_minute[row[0].astimezone(UTC).replace(second=0, microsecond=0)].append(row)
+        key = row[0].astimezone(UTC).replace(second=0, microsecond=0)
+        by_minute[key if per_minute else key.replace(minute=0)].append(row)
     paths = []
     for minute, part in sorted(by_minute.items()):
         path = hour_dir(data_dir, RAW_READINGS, minute) / f"{collector}-{minute:%Y%m%dT%H%M}.parquet"
