@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from energy_pipeline import __version__

@@ -72,7 +72,9 @@ def write_raw(
         by_minute[key if per_minute else key.replace(minute=0)].append(row)
     paths = []
     for minute, part in sorted(by_minute.items()):
-        path = hour_dir(data_dir, RAW_READINGS, minute) / f"{collector}-{minute:%Y%m%dT%H%M}.parquet"
+        path = (
+            hour_dir(data_dir, RAW_READINGS, minute) / f"{collector}-{minute:%Y%m%dT%H%M}.parquet"
+        )
         atomic_write_parquet(table(part), path)
         paths.append(path)
     return paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,7 +30,10 @@ E = "energy_active_import_total"
 P = "power_active_total"
 
 
-@pytest.mark.parametrize(("day", "minutes"), [(date(2025, 3, 30), 1380), (date(2025, 10, 26), 1500), (date(2025, 1, 15), 1440)])
+@pytest.mark.parametrize(
+    ("day", "minutes"),
+    [(date(2025, 3, 30), 1380), (date(2025, 10, 26), 1500), (date(2025, 1, 15), 1440)],
+)
 def test_grid_follows_local_time_on_dst_days(day: date, minutes: int) -> None:
     grid = minute_grid(day, BERLIN).to_pylist()
     assert len(grid) == minutes
@@ -75,14 +77,21 @@ def test_dst_day_from_raw_has_1500_minutes_and_a_correct_summary(tmp_path: Path)
     per_series = {}
     for r in readings.select(["metric", "count", "minutes_elapsed", "minute_of_day"]).to_pylist():
         per_series.setdefault(r["metric"], []).append(r)
-    assert {m: len(v) for m, v in per_series.items()} == {E: 1500, P: 1500, "outdoor_temperature": 1500}
+    assert {m: len(v) for m, v in per_series.items()} == {
+        E: 1500,
+        P: 1500,
+        "outdoor_temperature": 1500,
+    }
     power = per_series[P]
     assert power[29]["count"] == 0 and power[29]["minutes_elapsed"] is None  # explicit gap
     assert power[30]["minutes_elapsed"] == 0 and power[1499]["minutes_elapsed"] == 1469
 
     summary = daily_summary(
         readings.filter(readings.column("count").to_numpy() > 0),
-        day, BERLIN, build_catalog(config), ["m1", "m2"],
+        day,
+        BERLIN,
+        build_catalog(config),
+        ["m1", "m2"],
     ).to_pylist()
     m1, m2 = summary
     assert m1["minutes_present"] == 1470 and m1["minutes_in_day"] == 1500
@@ -108,7 +117,13 @@ def test_expected_minutes_follow_the_polling_interval(tmp_path: Path) -> None:
 def _materialize_day(config, day: date) -> None:
     start, end = day_window(day, BERLIN)
     src = minute_source(config.data_dir, build_catalog(config), start, end, NOW)
-    write_partition(config.data_dir, DAILY_READINGS, start, daily_readings(src.table, day, BERLIN), DAILY_READINGS_SCHEMA)
+    write_partition(
+        config.data_dir,
+        DAILY_READINGS,
+        start,
+        daily_readings(src.table, day, BERLIN),
+        DAILY_READINGS_SCHEMA,
+    )
 
 
 def test_forecast_features_lags_and_windows(tmp_path: Path) -> None:
@@ -123,7 +138,9 @@ def test_forecast_features_lags_and_windows(tmp_path: Path) -> None:
 
     history = history_files(config.data_dir, days[1], BERLIN)
     assert len(history) == 1
-    feats = forecast_features(today, history, days[1], BERLIN, build_catalog(config), "DE").to_pylist()
+    feats = forecast_features(
+        today, history, days[1], BERLIN, build_catalog(config), "DE"
+    ).to_pylist()
     assert len(feats) == 96
     slot = feats[8]  # local 02:00-02:15
     assert slot["target_kind"] == "energy" and slot["target"] == 15.0  # 15 minutes, 1 Wh each
@@ -136,16 +153,40 @@ def test_forecast_features_lags_and_windows(tmp_path: Path) -> None:
 def test_exports_write_prognoza_and_logger_files(tmp_path: Path) -> None:
     config = site(tmp_path)
     day = date(2025, 1, 15)
-    write_raw(config.data_dir, _day_rows(day, devices=("m1", "m2"), skip_minutes=2), per_minute=False)
+    write_raw(
+        config.data_dir, _day_rows(day, devices=("m1", "m2"), skip_minutes=2), per_minute=False
+    )
     written, empty = export_range(config, day, day + timedelta(days=1), device="m1")
     assert empty == [day + timedelta(days=1)]
     names = sorted(p.relative_to(exports_dir(config.data_dir)).as_posix() for p in written)
-    assert names == ["m1/2025-01-15_daily.csv", "m1/2025-01-15_weekly.csv", "m1_readings_2025-01-15.csv"]
+    assert names == [
+        "m1/2025-01-15_daily.csv",
+        "m1/2025-01-15_weekly.csv",
+        "m1_readings_2025-01-15.csv",
+    ]
     with open(exports_dir(config.data_dir) / "m1_readings_2025-01-15.csv") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["timestamp", "minutes_elapsed", "marker_5min", "marker_10min",
-                       "marker_15min", "marker_30min", "marker_60min", E, "outdoor_temperature", P]
-    assert rows[1][:7] == ["2025-01-15T00:02:00.000", "0", "False", "False", "False", "False", "False"]
+    assert rows[0] == [
+        "timestamp",
+        "minutes_elapsed",
+        "marker_5min",
+        "marker_10min",
+        "marker_15min",
+        "marker_30min",
+        "marker_60min",
+        E,
+        "outdoor_temperature",
+        P,
+    ]
+    assert rows[1][:7] == [
+        "2025-01-15T00:02:00.000",
+        "0",
+        "False",
+        "False",
+        "False",
+        "False",
+        "False",
+    ]
     assert rows[4][:3] == ["2025-01-15T00:05:00.000", "3", "True"]
     start, _ = day_window(day, BERLIN)
     assert float(rows[1][7]) == _wh(start + timedelta(minutes=2))  # counter: its reading
@@ -184,7 +225,7 @@ def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
     (a / "x").write_text("a")
     (b / "y").write_text("b")
     assert exchange(a, b)
-    assert os.listdir(a) == ["y"] and os.listdir(b) == ["x"]
+    assert [p.name for p in a.iterdir()] == ["y"] and [p.name for p in b.iterdir()] == ["x"]
 
 
 def test_warehouse_views_and_read_only_queries(tmp_path: Path) -> None:
@@ -192,9 +233,11 @@ def test_warehouse_views_and_read_only_queries(tmp_path: Path) -> None:
     day = date(2025, 1, 15)
     write_raw(config.data_dir, _day_rows(day), per_minute=False)
     _materialize_day(config, day)
-    path, counts = build_warehouse(config.data_dir)
+    _, counts = build_warehouse(config.data_dir)
     assert counts["daily_readings"] == 3 * 1440 and counts["forecast_features"] == 0
-    header, rows = query(config.data_dir, "SELECT metric, sum(count) FROM daily_readings GROUP BY 1 ORDER BY 1")
+    header, rows = query(
+        config.data_dir, "SELECT metric, sum(count) FROM daily_readings GROUP BY 1 ORDER BY 1"
+    )
     assert header == ["metric", "sum(count)"] and rows[0] == (E, 1440)
     with pytest.raises(duckdb.Error):
         query(config.data_dir, "CREATE TABLE x (a INT)")

@@ -25,9 +25,7 @@ def at(seconds: float) -> datetime:
 
 def rows_by(table, device: str, metric: str) -> dict[datetime, dict]:
     return {
-        r["ts"]: r
-        for r in table.to_pylist()
-        if r["device_id"] == device and r["metric"] == metric
+        r["ts"]: r for r in table.to_pylist() if r["device_id"] == device and r["metric"] == metric
     }
 
 
@@ -35,10 +33,16 @@ def rows_by(table, device: str, metric: str) -> dict[datetime, dict]:
 def lake(tmp_path: Path):
     config = site(tmp_path)
     counter = [
-        (0, 100.0), (20, 110.0), (40, 130.0),  # minute 0: steps 10 + 20 (first has no prev)
-        (60, 150.0), (80, 160.0), (100, 170.0),  # minute 1: 20 + 10 + 10 = 40
+        (0, 100.0),
+        (20, 110.0),
+        (40, 130.0),  # minute 0: steps 10 + 20 (first has no prev)
+        (60, 150.0),
+        (80, 160.0),
+        (100, 170.0),  # minute 1: 20 + 10 + 10 = 40
         # minutes 2-3: gap, no readings
-        (240, 200.0), (260, 5.0), (280, 15.0),  # minute 4: 30, reset -> 5, 10 = 45, 1 reset
+        (240, 200.0),
+        (260, 5.0),
+        (280, 15.0),  # minute 4: 30, reset -> 5, 10 = 45, 1 reset
     ]
     rows = [(at(s), "m1", E, v) for s, v in counter]
     rows += [(at(s), "m1", "voltage_l1_n", v) for s, v in ((0, 229.0), (20, 231.0), (40, 233.0))]
@@ -68,9 +72,7 @@ def test_gauges_and_counters_match_hand_computed_values(lake) -> None:
 
 
 def test_window_takes_previous_value_from_before_the_window(lake) -> None:
-    out, _ = compute_minutes(
-        lake.data_dir, build_catalog(lake), at(60), at(300), NOW
-    )
+    out, _ = compute_minutes(lake.data_dir, build_catalog(lake), at(60), at(300), NOW)
     energy = rows_by(out, "m1", E)
     assert energy[at(60)]["delta"] == 40.0  # 150 - 130 counted although 130 is outside
     assert min(r["ts"] for r in out.to_pylist()) == at(60)
@@ -94,7 +96,9 @@ def test_dropped_readings_are_counted_by_reason(tmp_path: Path) -> None:
     )
     future = NOW + timedelta(seconds=5)
     write_raw(config.data_dir, [(future, "m1", "voltage_l1_n", 232.0)], collector="c9")
-    out, stats = compute_minutes(config.data_dir, build_catalog(config), T0, NOW + timedelta(minutes=1), NOW)
+    out, stats = compute_minutes(
+        config.data_dir, build_catalog(config), T0, NOW + timedelta(minutes=1), NOW
+    )
     assert (stats.out_of_range, stats.invalid, stats.misfiled, stats.future) == (1, 2, 1, 1)
     assert [r["count"] for r in out.to_pylist()] == [1]
 

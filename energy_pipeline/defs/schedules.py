@@ -24,20 +24,18 @@ DAILY_ASSETS = [DAILY_READINGS, DAILY_DEVICE_SUMMARY, FORECAST_FEATURES, "csv_ex
 UPKEEP_MINUTE_OFFSET = 20
 
 
-def minute_job(parts: dg.TimeWindowPartitionsDefinition) -> UnresolvedAssetJobDefinition:
+def minute_job() -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         "minute_job",
         selection=[MINUTE_READINGS],
-        partitions_def=parts,
         description="minute_readings for a range of minutes (requested by the sensor)",
     )
 
 
-def daily_job(parts: dg.DailyPartitionsDefinition) -> UnresolvedAssetJobDefinition:
+def daily_job() -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         "daily_job",
         selection=DAILY_ASSETS,
-        partitions_def=parts,
         description="the daily tables and CSV exports for one local day",
     )
 

@@ -95,7 +95,7 @@ def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
 def daily_readings(
     minutes: pa.Table, day: date, tz: ZoneInfo, con: duckdb.DuckDBPyConnection | None = None
 ) -> pa.Table:
-    """Every (device, metric) seen that day × every minute of the local day; gaps are rows with
+    """Every (device, metric) seen that day x every minute of the local day; gaps are rows with
     count 0 and null values. `minutes_elapsed` counts from the device's first reading."""
     con = con or connect()
     con.register("m", minutes)

@@ -10,7 +10,6 @@ lose each other's minutes), and every file is swapped in atomically.
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -128,7 +127,7 @@ def scan_window(
     for hour in hours_of(start, end):
         folder = hour_dir(data_dir, table, hour)
         try:
-            names = sorted(os.listdir(folder))
+            names = sorted(p.name for p in folder.iterdir())
         except FileNotFoundError:
             continue
         for name in names:

@@ -76,9 +76,9 @@ def exchange(a: Path, b: Path) -> bool:
         if err not in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
             raise OSError(err, os.strerror(err), str(a))
     parked = a.with_name(a.name + ".swap")
-    os.rename(b, parked)
-    os.rename(a, b)
-    os.rename(parked, a)
+    b.rename(parked)
+    a.rename(b)
+    parked.rename(a)
     return False
 
 
@@ -121,7 +121,7 @@ def read_manifest(data_dir: Path) -> dict[str, dict[str, int]]:
 
 def compact_hour(folder: Path, schema: pa.Schema, data_dir: Path, report: CompactionReport) -> None:
     """Merge one hour folder's files into one, swapping the folder atomically."""
-    names = sorted(n for n in os.listdir(folder) if n.endswith(".parquet"))
+    names = sorted(p.name for p in folder.glob("*.parquet"))
     good = [n for n in names if file_info(folder / n, schema).problem is None]
     bad = [n for n in names if n not in good]
     if len(good) <= 1 and all(n.startswith(COMPACTED_PREFIX) for n in good):
@@ -136,13 +136,13 @@ def compact_hour(folder: Path, schema: pa.Schema, data_dir: Path, report: Compac
         os.link(folder / name, staging / name)
     report.atomic_swap &= exchange(staging, folder)
     fsync_dir(folder.parent)
-    late = [n for n in os.listdir(staging) if n not in good and n not in bad]
+    late = [p.name for p in staging.iterdir() if p.name not in good and p.name not in bad]
     for name in late:
         if not name.endswith(TMP_SUFFIX):
-            os.rename(staging / name, folder / name)
+            (staging / name).rename(folder / name)
     trash = state_dir(data_dir) / TRASH
     trash.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, trash / f"{folder.parent.name}-{folder.name}-{uuid.uuid4().hex[:8]}")
+    staging.rename(trash / f"{folder.parent.name}-{folder.name}-{uuid.uuid4().hex[:8]}")
     after = folder.stat().st_mtime_ns
     manifest = read_manifest(data_dir)
     rel = str(folder.relative_to(data_dir))

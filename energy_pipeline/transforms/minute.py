@@ -147,7 +147,8 @@ def compute_minutes(
     counters = [(d, m) for d, m in series if catalog.is_counter(d, m)]
     con.register("bounds", catalog.bounds_table(series))
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE deltas (device_id VARCHAR, metric VARCHAR, mi BIGINT, delta DOUBLE, resets BIGINT)"
+        "CREATE OR REPLACE TEMP TABLE deltas"
+        " (device_id VARCHAR, metric VARCHAR, mi BIGINT, delta DOUBLE, resets BIGINT)"
     )
     if counters:
         _counter_deltas(
@@ -197,8 +198,8 @@ def _counter_deltas(
           WHERE r.metric IN ({metrics})
             AND epoch_us(r.ts) >= {lookback} AND epoch_us(r.ts) < {end}
             AND epoch_us(r.ts) < {now}
-            AND epoch_us(r.ts) >= epoch_us(CAST(r.date AS TIMESTAMP)) + r.hour::BIGINT * {HOUR_US}
-            AND epoch_us(r.ts) < epoch_us(CAST(r.date AS TIMESTAMP)) + (r.hour::BIGINT + 1) * {HOUR_US}
+            AND epoch_us(r.ts) // {HOUR_US}
+                = epoch_us(CAST(r.date AS TIMESTAMP)) // {HOUR_US} + r.hour
             AND isfinite(r.value)
             AND (b.lo IS NULL OR r.value >= b.lo) AND (b.hi IS NULL OR r.value <= b.hi)
           GROUP BY r.device_id, r.metric, epoch_us(r.ts)
