@@ -53,7 +53,7 @@ def minute_specs() -> list[dg.AssetCheckSpec]:
 
 def _files_sql(files: list[Path]) -> str:
     paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    return f"read_parquet([{paths}])"
+    return f"read_parquet([{paths}], hive_partitioning = false)"
 
 
 def minute_checks(

@@ -1,7 +1,7 @@
 """Keeping minute_readings current: one sensor over the collectors' sealed watermarks.
 
-Each tick reads the status files (every minute before the slowest collector's watermark is in
-the lake) and requests ONE run for the whole range of newly sealed minutes, via the partition
+Each tick reads the status files (every minute before the slowest live collector's watermark
+is in the lake) and requests ONE run for the whole range of newly sealed minutes, via the partition
 range tags, capped at `pipeline.max_minutes_per_run` so a sensor that was down catches up in
 bounded chunks, one per tick. Hours already processed whose raw folder changed since (a WAL
 replay, a device's history backfill) are requested again; a change recorded by compaction
@@ -21,7 +21,7 @@ import dagster as dg
 from energy_pipeline.config import Config
 from energy_pipeline.defs.partitions import minute_window_start
 from energy_pipeline.lake.layout import RAW_READINGS
-from energy_pipeline.lake.status import sealed_watermarks
+from energy_pipeline.lake.status import read_statuses
 from energy_pipeline.transforms.lakefiles import HOUR, floor_hour
 from energy_pipeline.transforms.maintenance import hour_folders, read_manifest
 
@@ -136,6 +136,36 @@ def plan(
     return runs, Cursor(processed=processed, sealed=sealed, folders=recorded)
 
 
+def effective_watermark(
+    statuses: list[dict], now: datetime, stale_after: timedelta
+) -> tuple[datetime | None, dict[str, datetime]]:
+    """The minute before which the lake is complete, from the collectors' status files.
+
+    The slowest live collector decides (a shard that lags holds everyone back, so no minute is
+    processed before all its readings are in). A collector whose status has not been updated
+    for `stale_after` (stopped, crashed, or a one-shot `simulate-history`) no longer holds the
+    others back; if it comes back and replays old minutes, their folders change and the
+    sensor requests them again. With no live collector, the furthest watermark counts.
+    """
+    marks: dict[str, datetime] = {}
+    live: list[datetime] = []
+    for doc in statuses:
+        try:
+            mark = datetime.fromisoformat(doc["sealed_watermark"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        marks[str(doc["collector_id"])] = mark
+        try:
+            updated = datetime.fromisoformat(doc.get("updated_at") or "")
+        except ValueError:
+            continue
+        if now - updated <= stale_after:
+            live.append(mark)
+    if not marks:
+        return None, marks
+    return (min(live) if live else max(marks.values())), marks
+
+
 def _hour(key: str) -> datetime:
     return datetime.strptime(key, _HOUR_KEY).replace(tzinfo=UTC)
 
@@ -171,8 +201,9 @@ def build_minute_sensor(
     def sealed_minutes_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         now = datetime.now(UTC)
         window_start = minute_window_start(config, now)
-        marks = sealed_watermarks(config.data_dir)
-        sealed = min(marks.values()) if marks else None
+        sealed, marks = effective_watermark(
+            read_statuses(config.data_dir), now, _stale_after(config)
+        )
         if sealed is not None:
             sealed = min(sealed, floor_minute(now))
         cursor = Cursor.loads(context.cursor)
@@ -208,6 +239,10 @@ def build_minute_sensor(
         )
 
     return sealed_minutes_sensor
+
+
+def _stale_after(config: Config) -> timedelta:
+    return timedelta(minutes=max(10, config.pipeline.raw_freshness_minutes))
 
 
 def _skip_reason(sealed: datetime | None, marks: dict[str, datetime]) -> str:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from energy_pipeline.config import Config
+from energy_pipeline.defs.sensors import effective_watermark
 from energy_pipeline.lake.layout import MINUTE_READINGS, POLLS, RAW_READINGS, exports_dir
-from energy_pipeline.lake.status import sealed_watermarks
+from energy_pipeline.lake.status import read_statuses
 from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
 from energy_pipeline.transforms.exports import prune_exports
 from energy_pipeline.transforms.maintenance import compact, prune_days
@@ -17,11 +18,13 @@ def build_upkeep_job(config: Config) -> dg.JobDefinition:
     @dg.op(description="merge each sealed raw/polls hour folder into one file, atomically")
     def compact_lake(context: dg.OpExecutionContext) -> None:
         data_dir = config.data_dir
-        marks = sealed_watermarks(data_dir)
-        if not marks:
+        mark, _ = effective_watermark(
+            read_statuses(data_dir), datetime.now(UTC), timedelta(hours=1)
+        )
+        if mark is None:
             context.log.info("no collector watermark yet: nothing is sealed, nothing compacted")
             return
-        sealed = min(marks.values()) - timedelta(hours=config.pipeline.compaction_grace_hours)
+        sealed = mark - timedelta(hours=config.pipeline.compaction_grace_hours)
         for table, schema in ((RAW_READINGS, RAW_SCHEMA), (POLLS, POLLS_SCHEMA)):
             report = compact(data_dir, table, schema, sealed)
             for problem in report.skipped_files:

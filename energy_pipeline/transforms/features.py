@@ -60,8 +60,9 @@ def forecast_features(
     if history:
         paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in history)
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW readings AS SELECT * FROM today UNION ALL BY NAME "
-            f"SELECT * FROM read_parquet([{paths}], union_by_name = true)"
+            "CREATE OR REPLACE TEMP VIEW readings AS SELECT * FROM today UNION ALL BY NAME "
+            f"SELECT * FROM read_parquet([{paths}], union_by_name = true,"
+            " hive_partitioning = false)"
         )
     else:
         con.execute("CREATE OR REPLACE TEMP VIEW readings AS SELECT * FROM today")

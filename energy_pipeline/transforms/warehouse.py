@@ -2,8 +2,9 @@
 
 The file is built new beside the old one and swapped in with `os.replace`, so readers (the
 `sql` verb, notebooks) open either the old or the new warehouse, and DuckDB's cross-process
-file lock is never held by the pipeline for longer than the build. Views use absolute paths and
-pinned hive types, so the warehouse works from any working directory and never guesses a type.
+file lock is never held by the pipeline for longer than the build. Views use absolute paths;
+hive folder names never become columns (a folder `hour=` must not shadow a table's own `hour`),
+so every type comes from the pinned Parquet schemas and views work from any directory.
 A table without files yet gets an empty view of its declared schema.
 """
 
@@ -34,7 +35,6 @@ from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
 from energy_pipeline.transforms.schemas import (
     DAILY_READINGS_SCHEMA,
     FEATURES_SCHEMA,
-    HIVE_TYPES,
     MINUTE_SCHEMA,
     SUMMARY_SCHEMA,
 )
@@ -60,11 +60,10 @@ def _quote(text: str) -> str:
 def view_sql(data_dir: Path, name: str, schema: pa.Schema) -> str:
     folder = table_dir(data_dir.resolve(), name)
     if any(folder.glob("date=*/hour=*/*.parquet")):
-        hive = ", ".join(f"'{k}': {v}" for k, v in HIVE_TYPES.items())
         glob = _quote(str(folder / "date=*" / "hour=*" / "*.parquet"))
         return (
-            f"CREATE VIEW {name} AS SELECT * EXCLUDE (date, hour) FROM read_parquet({glob}, "
-            f"hive_partitioning = true, hive_types = {{{hive}}}, union_by_name = true)"
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet({glob}, "
+            "hive_partitioning = false, union_by_name = true)"
         )
     return f"CREATE VIEW {name} AS SELECT * FROM {EMPTY_SCHEMA}.{name}"
 
