@@ -285,3 +285,22 @@ def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
     ]
     bad = run_cli("export", "--config", str(config.path), "--from", "2025-13-01")
     assert bad.returncode == 2
+
+
+def test_upkeep_job_compacts_sealed_hours_and_applies_retention(tmp_path: Path) -> None:
+    config = site(
+        tmp_path, extra="pipeline: {raw_retention_days: 400, compaction_grace_hours: 1}\n"
+    )
+    old = NOW - timedelta(days=500)
+    write_raw(config.data_dir, _rows(old, 2))
+    write_raw(config.data_dir, _rows(T0, 3))
+    write_status(config.data_dir, T0 + timedelta(hours=3))
+    defs = build_definitions(config)
+    result = defs.resolve_job_def("upkeep_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    raw = config.data_dir / RAW_READINGS
+    assert not (raw / f"date={old:%Y-%m-%d}").exists()  # past raw_retention_days
+    (name,) = [p.name for p in hour_dir(config.data_dir, RAW_READINGS, T0).iterdir()]
+    assert name.startswith("compacted-")
