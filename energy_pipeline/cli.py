@@ -88,6 +88,58 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def cmd_poll_once(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import poll_once
+
+    config = _config(args)
+    if args.device and args.device not in {d.id for d in config.devices}:
+        return _unknown_device(config, args.device)
+    return poll_once(config, args.device, args.json)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import health
+
+    config = _config(args)
+    if args.device and args.device not in {d.id for d in config.devices}:
+        return _unknown_device(config, args.device)
+    return health(config, args.device, args.http or [], args.json)
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from energy_pipeline.oneshot import list_profiles
+
+    return list_profiles(args.json)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from energy_pipeline.simulators.serve import run_simulate
+
+    return run_simulate(_config(args), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from energy_pipeline.demo import run_demo
+
+    return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+
+
+def _unknown_device(config: Config, device_id: str) -> int:
+    known = ", ".join(d.id for d in config.devices) or "none"
+    print(f"error: no device {device_id!r} in {config.path} (known: {known})", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -128,6 +180,37 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "SELECT * FROM daily_device_summary"')
     sql.add_argument("--csv", action="store_true", help="CSV on stdout")
     sql.set_defaults(func=cmd_sql)
+
+    poll = verbs.add_parser("poll-once", parents=[common], help="read every device once")
+    poll.add_argument("--device", metavar="ID", help="only this device")
+    poll.set_defaults(func=cmd_poll_once)
+    check = verbs.add_parser(
+        "health", parents=[common], help="connect latency and one round trip per device"
+    )
+    check.add_argument("--device", metavar="ID", help="only this device")
+    check.add_argument(
+        "--http", metavar="URL", action="append", help="also check that URL answers (repeatable)"
+    )
+    check.set_defaults(func=cmd_health)
+    prof = verbs.add_parser("profiles", parents=[common], help="list built-in register maps")
+    prof.set_defaults(func=cmd_profiles)
+    sim = verbs.add_parser(
+        "simulate", parents=[common], help="serve simulated devices for the config until Ctrl-C"
+    )
+    sim.set_defaults(func=cmd_simulate)
+    demo = verbs.add_parser(
+        "demo", parents=[common], help="simulate the site and show its values polled live"
+    )
+    demo.add_argument(
+        "--refresh", type=_positive, default=5.0, metavar="SECONDS", help="poll interval (5)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive,
+        metavar="SECONDS",
+        help="stop after this long (default: Ctrl-C)",
+    )
+    demo.set_defaults(func=cmd_demo)
 
     return parser
 

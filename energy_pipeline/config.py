@@ -249,10 +249,11 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
 
 
 def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
-    from energy_pipeline.profiles import ProfileNotFound, resolve_profile
+    from energy_pipeline.profiles import ProfileNotFound, load_profile
 
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    buses: dict[str, tuple[int, tuple[object, ...]]] = {}
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
             problems.append(
@@ -263,11 +264,45 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
                 )
             )
         seen.setdefault(dev.id, i)
+        settings: tuple[object, ...] = (dev.driver, dev.id)
         if isinstance(dev, ModbusDevice):
             try:
-                resolve_profile(dev.profile, config.base_dir)
+                profile = load_profile(dev.profile, config.base_dir)
             except ProfileNotFound as exc:
                 problems.append(loaded.problem(("devices", i, "profile"), str(exc)))
+                continue
+            except ConfigError as exc:
+                problems.append(
+                    loaded.problem(
+                        ("devices", i, "profile"), f"profile {dev.profile!r} is invalid (below)"
+                    )
+                )
+                problems.extend(exc.problems)
+                continue
+            conn = dev.connection
+            if isinstance(conn, ModbusRtu):
+                settings = (
+                    "modbus",
+                    conn.baudrate or profile.serial.baudrate,
+                    f"{conn.bytesize}{conn.parity or profile.serial.parity}"
+                    f"{conn.stopbits or profile.serial.stopbits}",
+                )
+        port = getattr(dev.connection, "serial_port", None)
+        if port is None:
+            continue
+        real = os.path.realpath(config.resolve(port))
+        if real in buses and buses[real][1] != settings:
+            j, first = buses[real]
+            problems.append(
+                loaded.problem(
+                    ("devices", i, "connection", "serial_port"),
+                    f"serial port {port} is also used by devices[{j}] "
+                    f"({config.devices[j].id}) with {' '.join(map(str, first))}, this device "
+                    f"asks for {' '.join(map(str, settings))}; expected one protocol and one "
+                    "set of line settings per port",
+                )
+            )
+        buses.setdefault(real, (i, settings))
     return problems
 
 

@@ -66,6 +66,10 @@ class Driver(ABC):
     async def read(self) -> Sample:
         """One poll: connect if needed, read everything, decode. Raises DeviceError."""
 
+    async def probe(self) -> None:
+        """The cheapest full round trip to the device, for health checks; default one read()."""
+        await self.read()
+
     @abstractmethod
     async def close(self) -> None:
         """Release the connection; a later read() reconnects."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -134,20 +134,49 @@ class Profile(_Strict):
                     p.address + p.width - 1 < r.start or p.address > r.end
                 ):
                     raise ValueError(f"point {p.name!r} lies in a forbidden range")
+            if self.allowed and not any(
+                r.register_type == p.register_type
+                and r.start <= p.address
+                and p.address + p.width - 1 <= r.end
+                for r in self.allowed
+            ):
+                raise ValueError(f"point {p.name!r} lies outside every allowed range")
         return self
 
 
-def load_profile_file(path: Path) -> Profile:
-    """Validate one profile YAML; errors name file, key path and line like config errors."""
+def load_profile_file(path: Path, model: str | None = None) -> Profile:
+    """Validate one profile YAML; errors name file, key path and line like config errors.
+
+    HPManager `registers.yml` files are converted; `model` picks one of their models.
+    """
     loaded = load_yaml(path)
+    from energy_pipeline.profiles.hpmanager import is_hpmanager, profile_from_hpmanager
+
+    if is_hpmanager(loaded.data):
+        return profile_from_hpmanager(loaded, model)
+    if not isinstance(loaded.data, dict):
+        raise ConfigError([loaded.problem((), "expected a profile mapping with points")])
     try:
         return Profile.model_validate(loaded.data)
     except ValidationError as exc:
         problems = [
-            loaded.problem(tuple(err["loc"]), err["msg"].removeprefix("Value error, "))
+            loaded.problem(tuple(err["loc"]), error_message(err))
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError(problems) from None
+
+
+def error_message(err: Any) -> str:
+    """A pydantic error phrased for the person who wrote the file."""
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check spelling against the profile schema)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if not isinstance(value, dict | list):
+        msg += f" (got {value!r})"
+    return msg
 
 
 @cache

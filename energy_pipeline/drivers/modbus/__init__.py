@@ -1,0 +1,60 @@
+"""Modbus TCP and RTU devices, described by register-map profiles.
+
+`build` gives every device its driver; devices behind one TCP endpoint (a gateway) or on one
+serial port share one connection and are polled one after another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from energy_pipeline.config import Config, Device, ModbusDevice, ModbusTcp
+from energy_pipeline.drivers.base import Driver
+from energy_pipeline.drivers.modbus.client import Bus, Endpoint, SerialEndpoint, TcpEndpoint
+from energy_pipeline.drivers.modbus.driver import ModbusDriver
+from energy_pipeline.profiles import load_profile
+from energy_pipeline.profiles.model import Profile
+
+
+def endpoint_of(device: ModbusDevice, profile: Profile, config: Config) -> Endpoint:
+    """Where to talk; serial settings not given in the config come from the profile."""
+    conn = device.connection
+    if isinstance(conn, ModbusTcp):
+        return TcpEndpoint(conn.host, conn.port)
+    return SerialEndpoint(
+        port=str(config.resolve(conn.serial_port)),
+        baudrate=conn.baudrate or profile.serial.baudrate,
+        parity=conn.parity or profile.serial.parity,
+        stopbits=conn.stopbits or profile.serial.stopbits,
+        bytesize=conn.bytesize,
+    )
+
+
+def _bus_key(endpoint: Endpoint) -> tuple[str, ...]:
+    if isinstance(endpoint, TcpEndpoint):
+        return ("tcp", endpoint.host, str(endpoint.port))
+    return ("serial", os.path.realpath(endpoint.port))
+
+
+def build(devices: Sequence[Device], config: Config) -> list[Driver]:
+    buses: dict[tuple[str, ...], Bus] = {}
+    drivers: list[Driver] = []
+    for dev in devices:
+        assert isinstance(dev, ModbusDevice)
+        profile = load_profile(dev.profile, config.base_dir)
+        endpoint = endpoint_of(dev, profile, config)
+        bus = buses.setdefault(_bus_key(endpoint), Bus(endpoint, config.data_dir))
+        conn = dev.connection
+        drivers.append(
+            ModbusDriver(
+                dev.id,
+                profile,
+                bus,
+                unit_id=conn.unit_id or profile.unit_id,
+                timeout=conn.timeout,
+                retries=conn.retries,
+                max_gap=dev.max_gap,
+            )
+        )
+    return drivers

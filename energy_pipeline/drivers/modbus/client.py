@@ -1,0 +1,233 @@
+"""The I/O edge: one pymodbus asyncio client per TCP endpoint or serial port, read-only.
+
+Devices on one RS-485 port share one client and take turns under `lock` (a bus carries one
+request at a time). The only Modbus functions this module can send are the four reads; there
+is no code path that writes. Everything that goes wrong becomes a typed `DeviceError` naming
+the device and the register block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+
+from energy_pipeline.drivers.base import (
+    DeviceConnectionError,
+    DeviceError,
+    DeviceExceptionReply,
+    DeviceProtocolError,
+    DeviceTimeout,
+)
+from energy_pipeline.drivers.modbus.planner import Block
+from energy_pipeline.drivers.serial_lock import hold_port
+
+log = logging.getLogger(__name__)
+
+# pymodbus logs every timeout and refused connect at ERROR; the driver reports each as a typed
+# error instead, and the collector logs state changes once.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+ILLEGAL_ADDRESS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEndpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SerialEndpoint:
+    port: str
+    baudrate: int
+    parity: str
+    stopbits: int
+    bytesize: int
+
+    def __str__(self) -> str:
+        return f"{self.port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+
+Endpoint = TcpEndpoint | SerialEndpoint
+
+
+class Bus:
+    """One connection (TCP socket or serial port) and the lock its devices poll under."""
+
+    def __init__(self, endpoint: Endpoint, data_dir: Path):
+        self.endpoint = endpoint
+        self.data_dir = data_dir
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._port_hold = contextlib.ExitStack()
+        self._received = 0
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The bus lock of the running event loop (a CLI may run several loops in turn)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._forget()
+            self._loop = loop
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def _forget(self) -> None:
+        """Drop a connection that belongs to an event loop that is gone."""
+        if self._client is not None:
+            with contextlib.suppress(RuntimeError):
+                self._client.close()
+            self._client = None
+        self._port_hold.close()
+
+    @property
+    def is_serial(self) -> bool:
+        return isinstance(self.endpoint, SerialEndpoint)
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._received += len(data)
+        return data
+
+    def _connection_changed(self, connected: bool) -> None:
+        """A peer hanging up fails the pending request now, not after its whole timeout."""
+        client = self._client
+        if connected or client is None:
+            return
+        pending = getattr(client.ctx, "response_future", None)
+        if isinstance(pending, asyncio.Future) and not pending.done():
+            pending.set_exception(ConnectionException("closed by the peer"))
+
+    def _make_client(self, timeout: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        ep = self.endpoint
+        if isinstance(ep, TcpEndpoint):
+            return AsyncModbusTcpClient(
+                ep.host,
+                port=ep.port,
+                timeout=timeout,
+                retries=0,
+                reconnect_delay=0,
+                trace_packet=self._trace,
+                trace_connect=self._connection_changed,
+            )
+        return AsyncModbusSerialClient(
+            ep.port,
+            framer=FramerType.RTU,
+            baudrate=ep.baudrate,
+            bytesize=ep.bytesize,
+            parity=ep.parity,
+            stopbits=ep.stopbits,
+            timeout=timeout,
+            retries=0,
+            reconnect_delay=0,
+            trace_packet=self._trace,
+            trace_connect=self._connection_changed,
+        )
+
+    def _hold_serial(self, port: str, device_id: str) -> None:
+        if not Path(port).exists():
+            raise DeviceConnectionError(device_id, f"serial port {port} does not exist")
+        self._port_hold.enter_context(hold_port(port, self.data_dir, owner=device_id))
+
+    async def connect(self, device_id: str, timeout: float) -> None:
+        """Open the connection if it is not open (a serial port only while holding its lock)."""
+        if self._client is not None and self._client.connected:
+            return
+        self.close()
+        if isinstance(self.endpoint, SerialEndpoint):
+            self._hold_serial(self.endpoint.port, device_id)
+        client = self._make_client(timeout)
+        try:
+            ok = await asyncio.wait_for(client.connect(), timeout + 0.5)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            ok = False
+            reason = str(exc) or type(exc).__name__
+        else:
+            reason = "refused or unreachable"
+        if not ok:
+            client.close()
+            self._port_hold.close()
+            raise DeviceConnectionError(device_id, f"cannot connect to {self.endpoint}: {reason}")
+        self._client = client
+
+    async def read(self, device_id: str, unit_id: int, block: Block, timeout: float) -> list[int]:
+        """Words (or bits as 0/1) of one block; a typed error naming device and block."""
+        client = self._client
+        where = f"unit {unit_id}, {block}"
+        if client is None or not client.connected:
+            raise DeviceConnectionError(device_id, "not connected", where=where)
+        client.ctx.comm_params.timeout_connect = timeout
+        self._received = 0
+        try:
+            if block.register_type == "holding":
+                call = client.read_holding_registers
+            elif block.register_type == "input":
+                call = client.read_input_registers
+            elif block.register_type == "coil":
+                call = client.read_coils
+            else:
+                call = client.read_discrete_inputs
+            reply = await call(block.start, count=block.count, device_id=unit_id)
+        except ModbusIOException as exc:
+            if "ERROR: request uses" in str(exc):  # a reply for another unit or transaction
+                raise DeviceProtocolError(device_id, str(exc), where=where) from None
+            if self._received:
+                raise DeviceProtocolError(
+                    device_id,
+                    f"{self._received} bytes received but no valid reply within {timeout:g} s",
+                    where=where,
+                ) from None
+            raise DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where) from None
+        except ConnectionException as exc:
+            raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
+        except ModbusException as exc:
+            raise DeviceProtocolError(device_id, str(exc), where=where) from None
+        except OSError as exc:
+            raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
+        if reply.isError():
+            code = int(getattr(reply, "exception_code", 0) or 0)
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            raise DeviceExceptionReply(
+                device_id, f"exception {code} ({name})", code=code, where=where
+            )
+        if block.register_type in ("holding", "input"):
+            words = reply.registers
+        else:
+            words = [1 if b else 0 for b in reply.bits[: block.count]]
+        if len(words) != block.count:
+            raise DeviceProtocolError(
+                device_id, f"asked for {block.count} values, got {len(words)}", where=where
+            )
+        return words
+
+    def after_failure(self, error: DeviceError) -> None:
+        """Drop the connection so the next read reconnects; a bus survives one mute device."""
+        if isinstance(error, DeviceExceptionReply):
+            return
+        if self.is_serial and isinstance(error, DeviceTimeout | DeviceProtocolError):
+            return
+        self.close()
+
+    def close(self) -> None:
+        self._forget()

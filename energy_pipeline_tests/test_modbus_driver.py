@@ -1,0 +1,399 @@
+"""The Modbus driver against real pymodbus servers (loopback TCP, RTU over a pty pair) and
+misbehaving peers: values, request counts, typed errors, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from energy_pipeline.config import Config, load_config
+from energy_pipeline.drivers import build_drivers
+from energy_pipeline.drivers.base import (
+    DeviceConnectionError,
+    DeviceExceptionReply,
+    DeviceProtocolError,
+    DeviceTimeout,
+    PortBusyError,
+)
+from energy_pipeline.drivers.modbus.driver import ModbusDriver
+from energy_pipeline.drivers.serial_lock import hold_port
+from energy_pipeline.profiles import load_profile
+from energy_pipeline.profiles.model import Profile
+from energy_pipeline.yamlfile import ConfigError
+from energy_pipeline_tests.modbus_support import (
+    closed_port,
+    misbehaving_tcp_server,
+    rtu_server,
+    sample_values,
+    simdevice,
+    tcp_server,
+)
+
+PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profiles"
+
+
+def profile(name: str) -> Profile:
+    return load_profile(name, PROFILES)
+
+
+def site(tmp_path: Path, devices: str) -> Config:
+    path = tmp_path / "site.yaml"
+    path.write_text(f"storage: {{data_dir: data}}\ndevices:\n{devices}")
+    return load_config(path, env={})
+
+
+def tcp_device(dev_id: str, prof: str, port: int, **extra: object) -> str:
+    conn = {"transport": "tcp", "host": "127.0.0.1", "port": port, "timeout": 0.5, "retries": 0}
+    conn.update(extra)
+    inner = ", ".join(f"{k}: {v}" for k, v in conn.items())
+    return f"  - {{id: {dev_id}, driver: modbus, profile: {prof}, connection: {{{inner}}}}}\n"
+
+
+def driver_for(config: Config, dev_id: str) -> ModbusDriver:
+    driver = build_drivers(config)[dev_id]
+    assert isinstance(driver, ModbusDriver)
+    return driver
+
+
+def count_requests(driver: ModbusDriver) -> list[str]:
+    """Record each request the driver sends (observing the real bus, not replacing it)."""
+    sent: list[str] = []
+    real = driver.bus.read
+
+    async def counting(device_id: str, unit_id: int, block, timeout: float) -> list[int]:  # type: ignore[no-untyped-def]
+        sent.append(str(block))
+        return await real(device_id, unit_id, block, timeout)
+
+    driver.bus.read = counting  # type: ignore[method-assign]
+    return sent
+
+
+def expected(prof: Profile, values: dict[str, float | str]) -> dict[str, float]:
+    out = {}
+    for p in prof.points:
+        if p.data_type == "string":
+            continue
+        v = float(values[p.name])
+        out[p.name] = float(np.float32(v)) if p.data_type == "float32" else v
+    return out
+
+
+def test_janitza_block_is_one_request_and_decodes_every_value(tmp_path: Path) -> None:
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    with tcp_server([simdevice(prof, values, 1)]) as port:
+        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        driver = driver_for(config, "umg509")
+        sent = count_requests(driver)
+
+        async def two_polls() -> tuple:
+            first, second = await driver.read(), await driver.read()
+            await driver.close()
+            return first, second
+
+        first, second = asyncio.run(two_polls())
+    assert sent == ["holding 19000-19121"] * 2
+    assert first.names is second.names and len(first.names) == 61
+    assert first.values.dtype == np.float64
+    assert first.valid_values() == pytest.approx(expected(prof, values))
+
+
+def test_all_register_types_strings_and_sentinels(tmp_path: Path) -> None:
+    prof = profile("heatpump_generic")
+    values = sample_values(prof)
+    values["outdoor_temperature"] = -3276.8  # raw -32768: the profile's "no sensor"
+    with tcp_server([simdevice(prof, values, 1)]) as port:
+        config = site(tmp_path, tcp_device("hp", "heatpump_generic", port))
+        driver = driver_for(config, "hp")
+        sent = count_requests(driver)
+        sample = asyncio.run(driver.read())
+    assert sorted(sent) == ["discrete 0-1", "holding 100-101", "input 0-33"]
+    assert sample.attributes == {"firmware": "v1.2"}
+    assert "firmware" not in sample.names
+    got = dict(zip(sample.names, sample.values, strict=True))
+    assert math.isnan(got["outdoor_temperature"])
+    want = expected(prof, values)
+    del want["outdoor_temperature"]
+    assert {k: got[k] for k in want} == pytest.approx(want)
+
+
+def test_one_illegal_address_costs_one_request_not_the_poll(tmp_path: Path) -> None:
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    bad = next(p for p in prof.points if p.address == 19060)
+    with tcp_server([simdevice(prof, values, 1, holes=[("holding", 19061)])]) as port:
+        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        driver = driver_for(config, "umg509")
+        sent = count_requests(driver)
+
+        async def polls() -> list:
+            return [await driver.read() for _ in range(3)]
+
+        samples = asyncio.run(polls())
+    want = expected(prof, values)
+    del want[bad.name]
+    for sample in samples:
+        got = dict(zip(sample.names, sample.values, strict=True))
+        assert math.isnan(got[bad.name])
+        assert {k: got[k] for k in want} == pytest.approx(want)
+    assert driver.blocks and [str(b) for b in driver.blocks] == [
+        "holding 19000-19059",
+        "holding 19062-19121",
+    ]
+    assert sent[-4:] == ["holding 19000-19059", "holding 19062-19121"] * 2
+    assert samples[0].names is samples[2].names
+
+
+def test_unreadable_gap_is_learned(tmp_path: Path) -> None:
+    prof_file = tmp_path / "gappy.yaml"
+    prof_file.write_text(
+        "manufacturer: Test\nmodel: gap\npoints:\n"
+        "  - {name: a, address: 0}\n  - {name: b, address: 10, data_type: int32}\n"
+    )
+    prof = load_profile(str(prof_file), tmp_path)
+    values = {"a": 7.0, "b": -123456.0}
+    with tcp_server([simdevice(prof, values, 1, holes=[("holding", 5)])]) as port:
+        config = site(tmp_path, tcp_device("gappy", "gappy.yaml", port))
+        driver = driver_for(config, "gappy")
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert first.valid_values() == second.valid_values() == values
+    assert sent == ["holding 0-0", "holding 10-11"]
+
+
+def test_exception_reply_names_device_unit_and_block(tmp_path: Path) -> None:
+    prof = profile("janitza_umg509pro")
+    with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
+        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port, unit_id=7))
+        driver = driver_for(config, "umg509")
+        with pytest.raises(DeviceExceptionReply) as info:
+            asyncio.run(driver.read())
+    assert info.value.code != 2 and info.value.kind == "exception_reply"
+    assert "umg509" in str(info.value) and "unit 7, holding 19000-19121" in str(info.value)
+
+
+def test_mute_device_times_out_after_retries(tmp_path: Path) -> None:
+    with misbehaving_tcp_server(lambda request: None) as port:
+        config = site(tmp_path, tcp_device("mute", "must_ep20", port, timeout=0.2, retries=1))
+        driver = driver_for(config, "mute")
+        with pytest.raises(DeviceTimeout) as info:
+            asyncio.run(driver.read())
+    assert driver.last_attempts == 2
+    assert str(info.value) == "mute: no reply within 0.2 s (unit 10, holding 30000-30026)"
+
+
+def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:
+    rng = random.Random(7)
+
+    def garbage(request: bytes) -> bytes:
+        return bytes(rng.randrange(256) for _ in range(17))
+
+    with misbehaving_tcp_server(garbage) as port:
+        config = site(tmp_path, tcp_device("noisy", "must_ep20", port, timeout=0.2))
+        driver = driver_for(config, "noisy")
+        with pytest.raises(DeviceProtocolError, match=r"noisy: .*bytes received.*holding 30000"):
+            asyncio.run(driver.read())
+
+
+def test_refused_then_reconnects_when_the_device_returns(tmp_path: Path) -> None:
+    prof = profile("must_ep20")
+    values = sample_values(prof)
+    port = closed_port()
+    config = site(tmp_path, tcp_device("ups1", "must_ep20", port))
+    driver = driver_for(config, "ups1")
+
+    async def poll() -> float:
+        return (await driver.read()).valid_values()["battery_voltage"]
+
+    with pytest.raises(DeviceConnectionError, match=rf"ups1: cannot connect to 127.0.0.1:{port}"):
+        asyncio.run(poll())
+    with tcp_server([simdevice(prof, values, 10)], port=port):
+        assert asyncio.run(poll()) == pytest.approx(float(values["battery_voltage"]))
+    with pytest.raises((DeviceConnectionError, DeviceTimeout)):
+        asyncio.run(poll())
+    with tcp_server([simdevice(prof, values, 10)], port=port):
+        assert asyncio.run(poll()) == pytest.approx(float(values["battery_voltage"]))
+
+
+def test_rtu_devices_share_one_port_and_poll_in_turn(tmp_path: Path) -> None:
+    ups, hp = profile("must_ep20"), profile("heatpump_generic")
+    ups_values, hp_values = sample_values(ups), sample_values(hp)
+    with rtu_server([simdevice(ups, ups_values, 10), simdevice(hp, hp_values, 1)]) as tty:
+        link = tmp_path / "ups.tty"
+        link.symlink_to(tty)
+        devices = (
+            "  - {id: ups1, driver: modbus, profile: must_ep20,"
+            " connection: {transport: rtu, serial_port: ups.tty, timeout: 0.5}}\n"
+            f"  - {{id: hp1, driver: modbus, profile: heatpump_generic,"
+            f" connection: {{transport: rtu, serial_port: {tty}, timeout: 0.5}}}}\n"
+        )
+        config = site(tmp_path, devices)
+        drivers = build_drivers(config)
+        ups_driver, hp_driver = drivers["ups1"], drivers["hp1"]
+        assert isinstance(ups_driver, ModbusDriver) and isinstance(hp_driver, ModbusDriver)
+        assert ups_driver.bus is hp_driver.bus
+        assert ups_driver.unit_id == 10 and ups_driver.bus.endpoint.baudrate == 9600  # type: ignore[union-attr]
+
+        async def both() -> tuple:
+            samples = await asyncio.gather(ups_driver.read(), hp_driver.read())
+            lock_file = next((tmp_path / "data" / "state").glob("serial-*.lock"))
+            holder = lock_file.read_text().strip()
+            await ups_driver.close()
+            return samples, holder
+
+        (ups_sample, hp_sample), holder = asyncio.run(both())
+    assert holder == str(os.getpid())
+    assert ups_sample.valid_values() == pytest.approx(expected(ups, ups_values))
+    assert hp_sample.attributes == {"firmware": "v1.2"}
+
+
+def test_serial_port_held_elsewhere_is_reported_with_pid(tmp_path: Path) -> None:
+    port = tmp_path / "ttyUSB9"
+    port.touch()
+    config = site(
+        tmp_path,
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        f" connection: {{transport: rtu, serial_port: {port}}}}}\n",
+    )
+    driver = build_drivers(config)["ups1"]
+    with (
+        hold_port(port, config.data_dir),
+        pytest.raises(PortBusyError, match=rf"ups1: serial port .* in use by pid {os.getpid()}"),
+    ):
+        asyncio.run(driver.read())
+
+
+def test_driver_code_has_no_write_path() -> None:
+    """Read-only by construction: no write function is referenced anywhere in the driver."""
+    package = PROFILES.parent / "drivers" / "modbus"
+    for source in package.glob("*.py"):
+        text = source.read_text()
+        assert "write_" not in text and "Write" not in text, source
+
+
+def test_a_mute_unit_on_a_shared_bus_does_not_disturb_its_neighbour(tmp_path: Path) -> None:
+    ups = profile("must_ep20")
+    values = sample_values(ups)
+    with rtu_server([simdevice(ups, values, 10)]) as tty:
+        devices = "".join(
+            f"  - {{id: {dev_id}, driver: modbus, profile: {prof},"
+            f" connection: {{transport: rtu, serial_port: {tty}, unit_id: {unit},"
+            " timeout: 0.3, retries: 0}}\n"
+            for dev_id, prof, unit in (("ups1", "must_ep20", 10), ("ghost", "heatpump_generic", 3))
+        )
+        drivers = build_drivers(site(tmp_path, devices))
+
+        async def poll_both() -> list:
+            return await asyncio.gather(
+                drivers["ghost"].read(), drivers["ups1"].read(), return_exceptions=True
+            )
+
+        ghost, ups_sample = asyncio.run(poll_both())
+    assert isinstance(ghost, DeviceTimeout | DeviceExceptionReply), ghost
+    assert str(ghost).startswith("ghost: ") and "unit 3" in str(ghost)
+    assert ups_sample.valid_values() == pytest.approx(expected(ups, values))
+
+
+def test_missing_serial_port_is_a_connection_error(tmp_path: Path) -> None:
+    config = site(
+        tmp_path,
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        " connection: {transport: rtu, serial_port: nosuch.tty}}\n",
+    )
+    with pytest.raises(
+        DeviceConnectionError, match=r"ups1: serial port .*nosuch.tty does not exist"
+    ):
+        asyncio.run(build_drivers(config)["ups1"].read())
+
+
+def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> None:
+    devices = (
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        " connection: {transport: rtu, serial_port: bus.tty}}\n"
+        "  - {id: pv1, driver: modbus, profile: must_pv1800,"
+        " connection: {transport: rtu, serial_port: bus.tty}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        site(tmp_path, devices)
+    text = str(info.value)
+    assert "devices[1].connection.serial_port" in text
+    assert "devices[0] (ups1) with modbus 9600 8N1" in text and "modbus 19200 8N1" in text
+
+
+@pytest.mark.parametrize(
+    ("holes", "blocks"),
+    [
+        ([19000], ["holding 19002-19121"]),
+        ([19121], ["holding 19000-19119"]),
+        ([19030, 19091], ["holding 19000-19029", "holding 19032-19089", "holding 19092-19121"]),
+    ],
+)
+def test_illegal_addresses_anywhere_leave_only_their_points_out(
+    tmp_path: Path, holes: list[int], blocks: list[str]
+) -> None:
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
+    server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
+    with tcp_server([server]) as port:
+        driver = driver_for(
+            site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port)), "umg509"
+        )
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert [str(b) for b in driver.blocks] == blocks and sent == blocks
+    want = {k: v for k, v in expected(prof, values).items() if k not in dead}
+    for sample in (first, second):
+        assert sample.valid_values() == pytest.approx(want)
+        assert set(sample.names) - set(sample.valid_values()) == dead
+
+
+def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_path: Path) -> None:
+    connections: list[bytes] = []
+
+    def hang_up(request: bytes) -> bytes:
+        connections.append(request)
+        return b""
+
+    with misbehaving_tcp_server(hang_up) as port:
+        config = site(tmp_path, tcp_device("flaky", "must_ep20", port, timeout=0.3, retries=1))
+        driver = driver_for(config, "flaky")
+
+        async def poll() -> None:
+            await driver.read()
+
+        with pytest.raises(DeviceConnectionError, match=r"flaky: connection lost.*holding 30000"):
+            asyncio.run(poll())
+    assert len(connections) == 2  # the retry reconnected and asked again
+
+
+@settings(max_examples=15, deadline=None)
+@given(holes=st.sets(st.integers(19000, 19121), min_size=1, max_size=4))
+def test_any_illegal_addresses_cost_only_their_points(holes: set[int]) -> None:
+    """Property over a real server: whatever registers answer exception 2, the next polls read
+    every other point correctly and never ask for a bad register again."""
+    prof = profile("janitza_umg509pro")
+    values = sample_values(prof)
+    dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
+    server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
+    with tempfile.TemporaryDirectory() as tmp, tcp_server([server]) as port:
+        driver = driver_for(site(Path(tmp), tcp_device("umg", "janitza_umg509pro", port)), "umg")
+        first = asyncio.run(driver.read())
+        sent = count_requests(driver)
+        second = asyncio.run(driver.read())
+    assert len(sent) == len(driver.blocks) <= len(holes) + 1
+    assert not any(b.start <= h <= b.end for b in driver.blocks for h in holes)
+    want = {k: v for k, v in expected(prof, values).items() if k not in dead}
+    for sample in (first, second):
+        assert sample.valid_values() == pytest.approx(want)
