@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from energy_pipeline import __version__
-from energy_pipeline.config import Config, json_schema, load_config
+from energy_pipeline.config import DEVICE_ID_PATTERN, Config, json_schema, load_config
 from energy_pipeline.logs import setup_logging
 from energy_pipeline.yamlfile import ConfigError
 
@@ -86,6 +87,48 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.service import run_collect
+
+    return run_collect(_config(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.status import show_status
+
+    return show_status(_config(args).data_dir, args.json)
+
+
+def cmd_simulate_history(args: argparse.Namespace) -> int:
+    from energy_pipeline.collector.history import simulate_history
+
+    if args.days <= 0:
+        print("error: --days must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    if not re.fullmatch(DEVICE_ID_PATTERN, args.id):
+        print(f"error: --id {args.id!r} must match {DEVICE_ID_PATTERN}", file=sys.stderr)
+        return EXIT_USAGE
+    result = simulate_history(_config(args), args.days, collector_id=args.id)
+    summary = {
+        "collector_id": args.id,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "devices": result.devices,
+        "readings": result.readings,
+        "invalid_dropped": result.invalid,
+        "files": result.files,
+        "seconds": round(result.seconds, 2),
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        print(
+            f"{result.readings} readings of {result.devices} devices from {summary['start']} "
+            f"to {summary['end']} in {result.files} files ({result.seconds:.1f} s)"
+        )
+    return EXIT_OK
 
 
 def cmd_poll_once(args: argparse.Namespace) -> int:
@@ -181,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--csv", action="store_true", help="CSV on stdout")
     sql.set_defaults(func=cmd_sql)
 
+    collect = verbs.add_parser(
+        "collect", parents=[common], help="poll every device 24/7 into the raw lake"
+    )
+    collect.set_defaults(func=cmd_collect)
+    status = verbs.add_parser("status", parents=[common], help="show the collectors' status")
+    status.set_defaults(func=cmd_status)
+    history = verbs.add_parser(
+        "simulate-history",
+        parents=[common],
+        help="write N days of simulated readings into the lake",
+    )
+    history.add_argument("--days", type=float, required=True, help="days of history to write")
+    history.add_argument("--id", default="history", help="collector id of the files")
+    history.set_defaults(func=cmd_simulate_history)
     poll = verbs.add_parser("poll-once", parents=[common], help="read every device once")
     poll.add_argument("--device", metavar="ID", help="only this device")
     poll.set_defaults(func=cmd_poll_once)

@@ -182,6 +182,37 @@ class Pipeline(Strict):
     )
 
 
+class CollectorSettings(Strict):
+    """The `collector:` section: how the long-running collector lands readings in the lake."""
+
+    id: str = Field(
+        "main",
+        pattern=DEVICE_ID_PATTERN,
+        max_length=64,
+        description="names this collector's lake files and status; unique per lake",
+    )
+    seal_delay: float = Field(
+        5.0, ge=0, le=600, description="seconds after a minute ends before it is sealed"
+    )
+    commit_wait: float = Field(
+        0.8,
+        gt=0,
+        le=60,
+        description="longest a tick waits for slow devices before its group commit "
+        "(capped at 0.8 x the shortest interval); late polls join the next commit",
+    )
+    max_pending_mb: float = Field(
+        256.0,
+        gt=0,
+        description="readings kept in memory while the data directory refuses writes",
+    )
+    backoff_initial: float = Field(2.0, gt=0, le=3600, description="seconds, second failure")
+    backoff_max: float = Field(300.0, gt=0, le=86400, description="seconds, cap of the backoff")
+    wal_dir: Path | None = Field(
+        None, description="write-ahead log folder; default <data_dir>/state/wal-<id>"
+    )
+
+
 Device = Annotated[ModbusDevice | LuxtronikDevice | EchonetDevice, Field(discriminator="driver")]
 DRIVER_NAMES = ("modbus", "luxtronik", "echonet_broute")
 _UNION_TAGS = (*DRIVER_NAMES, "tcp", "rtu")
@@ -192,6 +223,7 @@ class Config(Strict):
     storage: Storage = Field(default_factory=Storage)
     devices: list[Device] = Field(default_factory=list)
     pipeline: Pipeline = Field(default_factory=Pipeline)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
 

@@ -1,0 +1,305 @@
+"""Collector load benchmark: N simulated Janitza devices polled every second.
+
+For each N it starts the light Modbus farm (bench/modbus_farm.py: one process, one port per
+device, real sockets) and the real collector (`python -m energy_pipeline collect`) as separate
+processes, lets it warm up, then measures a window of whole seconds:
+
+- lateness of each read's start after its scheduled instant (p50/p99/max, from the polls table),
+- missed ticks (scheduled (device, second) pairs in the window with no poll row),
+- durable readings per second (raw rows landed in the lake for the window),
+- CPU % and peak RSS (VmHWM) of the collector process; CPU % of the farm for context.
+
+The naive way, in the same run against the same farm: the same drivers polled one after another
+(a sequential poller's cycle time vs the collector's tick spread), and building the tick's rows
+one reading at a time in Python vs the vectorised encoder. Figures are medians over --repeats.
+A Luxtronik-sized device (1,800 values each second) is run the same way, emulated by a Modbus
+profile of 1,800 int16 registers (15 requests per poll).
+
+    .venv/bin/python bench/bench_collector.py [--sizes 10 100 500 1000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def start_farm(count: int, reply_ms: float) -> tuple[subprocess.Popen, int]:
+    """The farm on `count` consecutive free ports (retried elsewhere if one is taken)."""
+    rng = random.Random()
+    for _ in range(20):
+        base = rng.randrange(20000, 60000 - count)
+        farm = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "bench" / "modbus_farm.py"),
+                "--base-port",
+                str(base),
+                "--count",
+                str(count),
+                "--reply-ms",
+                str(reply_ms),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=ENV,
+        )
+        assert farm.stdout is not None
+        if farm.stdout.readline().strip() == "ready":
+            return farm, base
+        farm.wait(10)
+    raise RuntimeError("no free port range for the farm")
+
+
+def lux_profile(folder: Path) -> Path:
+    path = folder / "lux_sized.yaml"
+    points = [
+        {"name": f"v{i:04d}", "address": i, "data_type": "int16", "scale": 0.1} for i in range(1800)
+    ]
+    path.write_text(yaml.safe_dump({"manufacturer": "bench", "model": "1800", "points": points}))
+    return path
+
+
+def write_config(folder: Path, base: int, count: int, profile: str) -> Path:
+    devices = [
+        {
+            "id": f"dev{i:04d}",
+            "driver": "modbus",
+            "profile": profile,
+            "interval": 1,
+            "connection": {
+                "transport": "tcp",
+                "host": "127.0.0.1",
+                "port": base + i,
+                "unit_id": 1,
+                "timeout": 1.0,
+                "retries": 0,
+            },
+        }
+        for i in range(count)
+    ]
+    cfg = {
+        "storage": {"data_dir": str(folder / "data")},
+        "collector": {"seal_delay": 2},
+        "devices": devices,
+    }
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_up(data_dir: Path, count: int, limit: float) -> None:
+    from energy_pipeline.collector.status import read_status
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        doc = read_status(data_dir, "main") or {}
+        devs = doc.get("devices") or {}
+        if len(devs) == count and all(d["state"] == "up" for d in devs.values()):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"devices not all up after {limit} s")
+
+
+def run_once(
+    count: int, seconds: float, reply_ms: float, profile: str | None = None
+) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
+        folder = Path(tmp)
+        prof = profile or "janitza_umg509pro"
+        if prof == "lux":
+            prof = str(lux_profile(folder))
+        farm, base = start_farm(count, reply_ms)
+        cfg = write_config(folder, base, count, prof)
+        collector = None
+        try:
+            collector = subprocess.Popen(
+                [sys.executable, "-m", "energy_pipeline", "collect", "--config", str(cfg)],
+                env=ENV,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_up(folder / "data", count, 60)
+            time.sleep(2.0)
+            proc, farm_proc = psutil.Process(collector.pid), psutil.Process(farm.pid)
+            t0 = float(int(time.time()) + 1)
+            time.sleep(max(0.0, t0 - time.time()))
+            c0, f0, w0 = proc.cpu_times(), farm_proc.cpu_times(), time.monotonic()
+            time.sleep(seconds)
+            c1, f1, w1 = proc.cpu_times(), farm_proc.cpu_times(), time.monotonic()
+            t1 = t0 + int(seconds)
+            rss = peak_rss_mb(collector.pid)
+            collector.send_signal(signal.SIGTERM)
+            collector.wait(60)
+            naive = asyncio.run(sequential_cycle(cfg))
+        finally:
+            if collector and collector.poll() is None:
+                collector.kill()
+            farm.terminate()
+            farm.wait(10)
+        figures = analyse(folder / "data", count, t0, t1)
+        wall = w1 - w0
+        figures["cpu_pct"] = 100 * (c1.user + c1.system - c0.user - c0.system) / wall
+        figures["farm_cpu_pct"] = 100 * (f1.user + f1.system - f0.user - f0.system) / wall
+        figures["rss_mb"] = rss
+        figures["naive_cycle_ms"] = naive
+        return figures
+
+
+def analyse(data_dir: Path, count: int, t0: float, t1: float) -> dict[str, float]:
+    con = duckdb.connect()
+    lo = datetime.fromtimestamp(t0, UTC).isoformat()
+    hi = datetime.fromtimestamp(t1, UTC).isoformat()
+    polls = f"read_parquet('{data_dir}/polls/**/*.parquet')"
+    raw = f"read_parquet('{data_dir}/raw_readings/**/*.parquet')"
+    where = f"ts >= '{lo}'::timestamptz and ts < '{hi}'::timestamptz"
+    late = con.sql(
+        f"select (epoch_us(started_at) - epoch_us(ts)) / 1000.0 as ms, ok from {polls} "
+        f"where {where}"
+    ).fetchnumpy()
+    spread = con.sql(
+        f"select max(epoch_us(finished_at) - epoch_us(ts)) / 1000.0 from {polls} "
+        f"where {where} group by ts"
+    ).fetchnumpy()
+    rows = con.execute(f"select count(*) from {raw} where {where}").fetchall()[0][0]
+    ms = late["ms"]
+    expected = count * int(t1 - t0)
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "missed": float(expected - int(late["ok"].sum())),
+        "readings_per_s": rows / (t1 - t0),
+        "tick_spread_ms": float(np.median(next(iter(spread.values())))),
+    }
+
+
+async def sequential_cycle(cfg: Path) -> float:
+    """The naive poller: the same drivers, one device after another; median cycle in ms."""
+    from energy_pipeline.config import load_config
+    from energy_pipeline.drivers import build_drivers
+
+    drivers = list(build_drivers(load_config(cfg)).values())
+    cycles = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for d in drivers:
+            with contextlib.suppress(Exception):
+                await d.read()
+        cycles.append((time.perf_counter() - start) * 1000)
+    for d in drivers:
+        await d.close()
+    return cycles[-1]  # the second cycle: connections already open
+
+
+def encode_comparison(count: int) -> tuple[float, float]:
+    """ms per tick: vectorised encoder vs building one Python row per reading."""
+    import pyarrow as pa
+
+    from energy_pipeline.collector.encode import OutcomeEncoder
+    from energy_pipeline.readings import RAW_SCHEMA, PollOutcome, Sample
+
+    names = tuple(f"metric_{i}" for i in range(61))
+    now = datetime.now(UTC)
+    outcomes = [
+        PollOutcome(f"dev{i:04d}", now, now, now, 1, Sample(names, np.random.rand(61)))
+        for i in range(count)
+    ]
+    enc = OutcomeEncoder()
+    enc.encode(outcomes)
+
+    def vectorised() -> None:
+        enc.encode(outcomes)
+
+    def naive() -> None:
+        rows = [
+            {"ts": o.ts, "device_id": o.device_id, "metric": n, "value": float(v)}
+            for o in outcomes
+            for n, v in zip(o.sample.names, o.sample.values, strict=True)
+            if v == v
+        ]
+        pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    return best(vectorised), best(naive)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500, 1000])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-lux", action="store_true")
+    parser.add_argument(
+        "--reply-ms", type=float, default=5.0, help="simulated device response time (5 ms)"
+    )
+    args = parser.parse_args()
+    print(
+        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
+        f"{args.seconds:g} s windows, median of {args.repeats}"
+    )
+    header = (
+        f"{'devices':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6} "
+        f"{'readings/s':>10} {'CPU %':>6} {'RSS MB':>7} {'farm CPU %':>10} "
+        f"{'tick spread ms':>14} {'sequential ms':>13} {'ratio':>6}"
+    )
+    print(header)
+    runs = [(n, None) for n in args.sizes] + ([] if args.no_lux else [(1, "lux")])
+    for count, profile in runs:
+        results = [
+            run_once(count, args.seconds, args.reply_ms, profile) for _ in range(args.repeats)
+        ]
+        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        label = f"{count}" if profile is None else "1 lux-1800"
+        ratio = med["naive_cycle_ms"] / max(med["tick_spread_ms"], 1e-9)
+        ratio_text = f"{ratio:5.1f}x" if count > 1 else "     -"
+        print(
+            f"{label:>8} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['max_ms']:7.1f} "
+            f"{med['missed']:6.0f} {med['readings_per_s']:10.0f} {med['cpu_pct']:6.1f} "
+            f"{med['rss_mb']:7.1f} {med['farm_cpu_pct']:10.1f} {med['tick_spread_ms']:14.1f} "
+            f"{med['naive_cycle_ms']:13.1f} {ratio_text}",
+            flush=True,
+        )
+    print("\n# row building per tick (61 values per device): vectorised vs one Python row each")
+    for count in args.sizes:
+        fast, slow = encode_comparison(count)
+        print(f"{count:>8} devices: {fast:8.2f} ms vs {slow:8.2f} ms  ({slow / fast:5.1f}x)")
+    print(f"# load average {os.getloadavg()[0]:.2f} at end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Poll outcomes to Arrow record batches, vectorised: per device, never per reading.
+
+Metric names and device ids are dictionary-encoded against dictionaries that only grow, so a
+tick's batch is a few `numpy.concatenate`/`repeat` calls however many readings it holds. NaN
+values (invalid readings) are dropped here, with a count per device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, TS_TYPE, PollOutcome
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+WAL_RAW_SCHEMA = pa.schema(
+    [
+        pa.field("ts", TS_TYPE, nullable=False),
+        pa.field("device_id", _DICT, nullable=False),
+        pa.field("metric", _DICT, nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+    ]
+)
+"""RAW_SCHEMA with dictionary-encoded strings: what the WAL and the in-memory buffer hold."""
+
+
+def to_us(ts: float) -> int:
+    return round(ts * 1_000_000)
+
+
+class Dictionary:
+    """A string dictionary that only grows; codes stay valid for the process's life."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._values: list[str] = []
+        self._array: pa.Array | None = None
+
+    def code(self, value: str) -> int:
+        code = self._codes.get(value)
+        if code is None:
+            code = self._codes[value] = len(self._values)
+            self._values.append(value)
+            self._array = None
+        return code
+
+    def codes(self, values: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.code(v) for v in values), dtype=np.int32, count=len(values))
+
+    @property
+    def array(self) -> pa.Array:
+        if self._array is None:
+            self._array = pa.array(self._values, type=pa.string())
+        return self._array
+
+
+@dataclass(slots=True)
+class Encoded:
+    """One commit's rows: readings (WAL_RAW_SCHEMA) and poll outcomes (POLLS_SCHEMA)."""
+
+    raw: pa.RecordBatch
+    polls: pa.RecordBatch
+    invalid: dict[str, int]
+
+
+class OutcomeEncoder:
+    def __init__(self) -> None:
+        self.devices = Dictionary()
+        self.metrics = Dictionary()
+        self._names: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
+
+    def _metric_codes(self, names: tuple[str, ...]) -> np.ndarray:
+        """Codes of a driver's names tuple, cached by identity (drivers reuse the tuple)."""
+        hit = self._names.get(id(names))
+        if hit is not None and hit[0] is names:
+            return hit[1]
+        codes = self.metrics.codes(names)
+        self._names[id(names)] = (names, codes)
+        return codes
+
+    def encode(self, outcomes: Sequence[PollOutcome]) -> Encoded:
+        oks = [o for o in outcomes if o.sample is not None and len(o.sample.names)]
+        values_parts = [o.sample.values for o in oks]  # type: ignore[union-attr]
+        if oks:
+            values = np.concatenate(values_parts).astype(np.float64, copy=False)
+            metric = np.concatenate([self._metric_codes(o.sample.names) for o in oks])  # type: ignore[union-attr]
+            lengths = np.fromiter((len(v) for v in values_parts), dtype=np.int64, count=len(oks))
+            device = np.repeat(
+                np.fromiter((self.devices.code(o.device_id) for o in oks), np.int32, len(oks)),
+                lengths,
+            )
+            ts = np.repeat(
+                np.fromiter((to_us(o.ts.timestamp()) for o in oks), np.int64, len(oks)), lengths
+            )
+            nan = np.isnan(values)
+            invalid: dict[str, int] = {}
+            if nan.any():
+                starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+                per_device = np.add.reduceat(nan, starts)
+                invalid = {o.device_id: int(n) for o, n in zip(oks, per_device, strict=True) if n}
+                keep = ~nan
+                values, metric, device, ts = values[keep], metric[keep], device[keep], ts[keep]
+        else:
+            values = np.empty(0, np.float64)
+            metric = device = np.empty(0, np.int32)
+            ts = np.empty(0, np.int64)
+            invalid = {}
+        raw = pa.RecordBatch.from_arrays(
+            [
+                pa.array(ts, type=TS_TYPE),
+                pa.DictionaryArray.from_arrays(pa.array(device, pa.int32()), self.devices.array),
+                pa.DictionaryArray.from_arrays(pa.array(metric, pa.int32()), self.metrics.array),
+                pa.array(values, type=pa.float64()),
+            ],
+            schema=WAL_RAW_SCHEMA,
+        )
+        return Encoded(raw, encode_polls(outcomes), invalid)
+
+
+def encode_polls(outcomes: Sequence[PollOutcome]) -> pa.RecordBatch:
+    """One row per poll: per device, so a plain Python pass is cheap enough."""
+    return pa.RecordBatch.from_pydict(
+        {
+            "ts": [o.ts for o in outcomes],
+            "device_id": [o.device_id for o in outcomes],
+            "ok": [o.ok for o in outcomes],
+            "started_at": [o.started_at for o in outcomes],
+            "finished_at": [o.finished_at for o in outcomes],
+            "latency_ms": [o.latency_ms for o in outcomes],
+            "attempts": [o.attempts for o in outcomes],
+            "error": [o.error for o in outcomes],
+        },
+        schema=POLLS_SCHEMA,
+    )
+
+
+def plain_raw(table: pa.Table) -> pa.Table:
+    """The lake's RAW_SCHEMA (plain strings) from the dictionary-encoded in-memory form."""
+    return table.cast(RAW_SCHEMA)

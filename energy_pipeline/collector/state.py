@@ -1,0 +1,51 @@
+"""The collector's live state: what the status file, the metrics and the health page show.
+
+Mutated only from the collector's event loop; readers on the same loop (live outputs) see a
+consistent picture between two awaits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+DeviceStateName = Literal["starting", "up", "down"]
+
+
+@dataclass(slots=True)
+class DeviceState:
+    device_id: str
+    interval: float
+    state: DeviceStateName = "starting"
+    last_ack_ts: datetime | None = None
+    consecutive_failures: int = 0
+    next_retry: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    down_since: datetime | None = None
+    polls_ok: int = 0
+    polls_failed: int = 0
+    missed_ticks: int = 0
+    backoff_skips: int = 0
+    invalid_values: int = 0
+    last_latency_ms: float | None = None
+    last_lateness_ms: float | None = None
+
+
+@dataclass(slots=True)
+class CollectorState:
+    collector_id: str
+    pid: int
+    started_at: datetime
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    sealed_watermark: datetime | None = None
+    wal_backlog_bytes: int = 0
+    wal_backlog_rows: int = 0
+    pending_rows: int = 0
+    pending_bytes: int = 0
+    dropped_rows: int = 0
+    commits: int = 0
+    readings_acknowledged: int = 0
+    storage_error: str | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,193 @@
+"""The collect service in-process with stand-in drivers: isolation, backoff, stop, lock.
+
+The protocol stacks are exercised by test_collector_integration.py against the real simulators;
+here the drivers are plain objects so the scheduling behaviour is observed exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from energy_pipeline.collector.lock import CollectorRunning
+from energy_pipeline.collector.service import CollectorService
+from energy_pipeline.collector.status import read_status
+from energy_pipeline.config import Config
+from energy_pipeline.drivers.base import DeviceConnectionError, Driver
+from energy_pipeline.readings import Sample
+
+NAMES = tuple(f"m{i}" for i in range(10))
+INTERVAL = 0.2
+
+
+class Healthy(Driver):
+    def __init__(self, device_id: str):
+        super().__init__(device_id)
+        self.reads = 0
+
+    async def read(self) -> Sample:
+        self.reads += 1
+        values = np.arange(len(NAMES), dtype=float)
+        values[0] = np.nan  # an invalid reading every poll: dropped and counted
+        return Sample(NAMES, values)
+
+    async def close(self) -> None:
+        pass
+
+
+class Hung(Healthy):
+    async def read(self) -> Sample:
+        self.reads += 1
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+class Slow(Healthy):
+    """Answers after most of a tick (commit_wait caps at 0.8 x interval: it often lands late)."""
+
+    async def read(self) -> Sample:
+        await asyncio.sleep(INTERVAL * 0.9)
+        return await super().read()
+
+
+class Flaky(Healthy):
+    """Refuses connections for its first `bad` polls, then answers."""
+
+    def __init__(self, device_id: str, bad: int):
+        super().__init__(device_id)
+        self.bad = bad
+
+    async def read(self) -> Sample:
+        self.reads += 1
+        if self.reads <= self.bad:
+            raise DeviceConnectionError(self.device_id, "connection refused")
+        return await super().read()
+
+
+def make_config(data_dir: Path, ids: list[str], **collector) -> Config:
+    devices = [
+        {
+            "id": i,
+            "driver": "luxtronik",
+            "interval": INTERVAL,
+            "connection": {"host": "127.0.0.1", "timeout": 0.3, "retries": 0},
+        }
+        for i in ids
+    ]
+    settings = {"seal_delay": 0, "backoff_initial": 0.4, "backoff_max": 0.8, **collector}
+    return Config.model_validate(
+        {"storage": {"data_dir": str(data_dir)}, "devices": devices, "collector": settings}
+    )
+
+
+async def run_for(service: CollectorService, seconds: float) -> None:
+    task = asyncio.create_task(service.run())
+    await asyncio.sleep(seconds)
+    service.stop()
+    await asyncio.wait_for(task, 10)
+
+
+def lake(data_dir: Path, table: str) -> pa.Table:
+    files = sorted((data_dir / table).rglob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def test_hung_device_never_delays_the_others(tmp_path):
+    drivers = {"hung": Hung("hung"), "a": Healthy("a"), "b": Healthy("b")}
+    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
+    asyncio.run(run_for(service, 2.0))
+    polls = lake(tmp_path, "polls").to_pandas()
+    for dev in ("a", "b"):
+        mine = polls[polls.device_id == dev].sort_values("ts")
+        assert mine.ok.all()
+        steps = mine.ts.diff().dropna().dt.total_seconds().round(3).unique().tolist()
+        assert steps == [INTERVAL], f"{dev} lost ticks: {steps}"
+        lateness = (mine.started_at - mine.ts).dt.total_seconds()
+        assert lateness.max() < INTERVAL / 2
+        assert service.state.devices[dev].missed_ticks == 0
+    hung = service.state.devices["hung"]
+    assert hung.state == "down" and hung.last_error_kind == "timeout"
+    assert hung.missed_ticks + hung.backoff_skips > 0  # it polled far less often than the others
+    assert drivers["hung"].reads < drivers["a"].reads / 2
+
+
+def test_failing_device_backs_off_and_logs_state_changes_only(tmp_path, caplog):
+    drivers = {"flaky": Flaky("flaky", bad=4), "a": Healthy("a")}
+    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
+    with caplog.at_level("INFO", logger="energy_pipeline.collector"):
+        asyncio.run(run_for(service, 4.0))
+    flaky = service.state.devices["flaky"]
+    assert flaky.state == "up" and flaky.polls_failed == 4 and flaky.backoff_skips > 0
+    messages = [r.getMessage() for r in caplog.records if "flaky" in str(r.__dict__)]
+    assert messages.count("device down") == 1
+    assert messages.count("device up again") == 1
+
+
+def test_stop_seals_everything_and_empties_the_wal(tmp_path):
+    drivers = {"a": Healthy("a"), "b": Healthy("b"), "slow": Slow("slow")}
+    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
+    asyncio.run(run_for(service, 1.3))
+    raw = lake(tmp_path, "raw_readings")
+    polls = lake(tmp_path, "polls")
+    # every poll started, including the one in flight at stop and the late ones, landed
+    assert polls.num_rows == sum(d.reads for d in drivers.values())
+    assert raw.num_rows == polls.num_rows * (len(NAMES) - 1)  # the NaN was dropped
+    assert not list((tmp_path / "state" / "wal-main").glob("*.wal"))
+    status = read_status(tmp_path, "main")
+    assert status["devices"]["a"]["invalid_values"] == drivers["a"].reads
+    assert status["devices"]["a"]["state"] == "up"
+    last = max(polls.column("ts").to_pylist()).isoformat()
+    assert status["devices"]["a"]["last_ack_ts"] == last
+
+
+def test_a_second_collector_with_the_same_id_refuses(tmp_path):
+    cfg = make_config(tmp_path, ["a"])
+
+    async def both() -> None:
+        first = CollectorService(cfg, {"a": Healthy("a")})
+        task = asyncio.create_task(first.run())
+        await asyncio.sleep(0.3)
+        with pytest.raises(CollectorRunning, match=r"already running .* \(pid \d+\)"):
+            await CollectorService(cfg, {"a": Healthy("a")}).run()
+        other = make_config(tmp_path, ["a"], id="shard2")
+        second = CollectorService(other, {"a": Healthy("a")})
+        task2 = asyncio.create_task(second.run())
+        await asyncio.sleep(0.3)
+        first.stop()
+        second.stop()
+        await asyncio.gather(task, task2)
+
+    asyncio.run(both())
+    names = {p.name.split("-")[0] for p in (tmp_path / "polls").rglob("*.parquet")}
+    assert names == {"main", "shard2"}
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.started = self.stopped = False
+        self.offers: list[list] = []
+
+    async def start(self) -> None:
+        self.started = True
+
+    def offer(self, outcomes) -> None:
+        self.offers.append(list(outcomes))
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_sinks_get_every_outcome_once(tmp_path):
+    drivers = {"a": Healthy("a"), "b": Healthy("b")}
+    sink = RecordingSink()
+    service = CollectorService(make_config(tmp_path, list(drivers)), drivers, sinks=[sink])
+    asyncio.run(run_for(service, 1.0))
+    assert sink.started and sink.stopped
+    offered = [(o.device_id, o.ts) for batch in sink.offers for o in batch]
+    assert len(offered) == len(set(offered)) == drivers["a"].reads + drivers["b"].reads
+    assert all(len({o.ts for o in batch}) == 1 for batch in sink.offers)  # one instant each
