@@ -162,9 +162,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from energy_pipeline.demo import run_demo
+    from energy_pipeline.demo import run_demo, run_pipeline_demo
 
-    return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+    if args.poll_only:
+        return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+    return run_pipeline_demo(
+        _config(args),
+        headless=args.headless,
+        minutes=args.minutes,
+        history_days=args.history_days,
+        port=args.port,
+    )
 
 
 def _unknown_device(config: Config, device_id: str) -> int:
@@ -256,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_simulate)
     demo = verbs.add_parser(
-        "demo", parents=[common], help="simulate the site and show its values polled live"
+        "demo", parents=[common], help="the whole site: simulators, history, collector, Dagster UI"
     )
     demo.add_argument(
         "--refresh", type=_positive, default=5.0, metavar="SECONDS", help="poll interval (5)"
@@ -267,6 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this long (default: Ctrl-C)",
     )
+    demo.add_argument(
+        "--poll-only",
+        action="store_true",
+        help="only the simulators, polled live in a table (no collector, no Dagster)",
+    )
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no UI: collect for --minutes, run the pipeline, print a summary, exit",
+    )
+    demo.add_argument(
+        "--minutes", type=_positive, default=2.0, help="headless: minutes to collect (2)"
+    )
+    demo.add_argument(
+        "--history-days", type=float, default=7.0, metavar="DAYS", help="simulated history (7)"
+    )
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (3000)")
     demo.set_defaults(func=cmd_demo)
 
     return parser

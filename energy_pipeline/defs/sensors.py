@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_RERUNS_PER_TICK = 6
+# A live collector rewrites its status every tick and seals every minute; one silent for this
+# long is stopped, stuck, or a one-shot writer such as `simulate-history`.
+STALE_AFTER = timedelta(minutes=3)
 _HOUR_KEY = "%Y-%m-%dT%H"
 
 
@@ -201,9 +204,7 @@ def build_minute_sensor(
     def sealed_minutes_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         now = datetime.now(UTC)
         window_start = minute_window_start(config, now)
-        sealed, marks = effective_watermark(
-            read_statuses(config.data_dir), now, _stale_after(config)
-        )
+        sealed, marks = effective_watermark(read_statuses(config.data_dir), now, STALE_AFTER)
         if sealed is not None:
             sealed = min(sealed, floor_minute(now))
         cursor = Cursor.loads(context.cursor)
@@ -239,10 +240,6 @@ def build_minute_sensor(
         )
 
     return sealed_minutes_sensor
-
-
-def _stale_after(config: Config) -> timedelta:
-    return timedelta(minutes=max(10, config.pipeline.raw_freshness_minutes))
 
 
 def _skip_reason(sealed: datetime | None, marks: dict[str, datetime]) -> str:

@@ -30,7 +30,13 @@ ENERGY_NAMES = (
     "cumulative_power_kwh",
     "ID_WEB_WMZ_seit",
 )
-POWER_NAMES = ("power_active_total", "instant_power_w", "load_power", "power_active")
+POWER_NAMES = (
+    "power_active_total",
+    "instant_power_w",
+    "load_power",
+    "power_active",
+    "electric_power",
+)
 OUTDOOR_NAMES = (
     "outdoor_temperature",
     "outdoor_temp",
