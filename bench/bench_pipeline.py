@@ -37,7 +37,12 @@ from energy_pipeline.defs.partitions import daily_partitions, minute_partitions
 from energy_pipeline.defs.resources import EnergySite
 from energy_pipeline.defs.sensors import RANGE_END_TAG, RANGE_START_TAG
 from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import FORECAST_FEATURES, RAW_READINGS, hour_dir
+from energy_pipeline.lake.layout import (
+    FORECAST_FEATURES,
+    RAW_READINGS,
+    hour_dir,
+    warehouse_path,
+)
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.lakefiles import partition_path
@@ -288,10 +293,11 @@ def main() -> int:
         query(config.data_dir, q)
         agg_runs.append(time.perf_counter() - t)
         t = time.perf_counter()
-        _, all_rows = query(config.data_dir, full)
+        with duckdb.connect(str(warehouse_path(config.data_dir)), read_only=True) as con:
+            all_rows = con.sql(full).to_arrow_table().num_rows  # as a forecasting job loads it
         full_runs.append(time.perf_counter() - t)
     print(f"  year of forecast_features, aggregate query: {median(agg_runs)} (target < 1 s)")
-    print(f"  year of forecast_features, all {len(all_rows):,} rows fetched: {median(full_runs)}")
+    print(f"  year of forecast_features, all {all_rows:,} rows to Arrow: {median(full_runs)}")
     return 0
 
 

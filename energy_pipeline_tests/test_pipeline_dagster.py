@@ -151,7 +151,7 @@ def test_dst_day_outside_the_minute_window_is_computed_from_raw(tmp_path: Path) 
     assert result.success
     (mat,) = result.asset_materializations_for_node(DAILY_READINGS)
     assert mat.metadata["minutes_in_day"].value == 1500
-    assert mat.metadata["hours_computed_from_raw"].value == 1  # one contiguous run of hours
+    assert mat.metadata["hours_computed_from_raw"].value == 25  # no minute table that old
     table = pq.read_table(hour_dir(config.data_dir, DAILY_READINGS, start) / "data.parquet")
     assert table.num_rows == 2 * 2 * 1500
     (check,) = result.get_asset_check_evaluations()

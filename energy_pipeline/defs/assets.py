@@ -226,7 +226,7 @@ def build_assets(
                     "day": day.isoformat(),
                     "minutes_in_day": minutes_in_day,
                     "hours_from_minute_readings": src.from_minute_table,
-                    "hours_computed_from_raw": sum(1 for _ in src.from_raw),
+                    "hours_computed_from_raw": len(src.from_raw),
                     "dropped_from_raw": dg.MetadataValue.json(
                         {k: v for k, v in dropped.as_dict().items() if k != "skipped_files"}
                     ),

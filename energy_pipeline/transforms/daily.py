@@ -35,7 +35,7 @@ class MinuteSource:
 
     table: pa.Table
     from_minute_table: int = 0
-    from_raw: list[datetime] = field(default_factory=list)
+    from_raw: list[datetime] = field(default_factory=list)  # UTC hours computed from raw
     raw_stats: list[MinuteStats] = field(default_factory=list)
 
     @property
@@ -69,7 +69,7 @@ def minute_source(
         lo, hi = max(run_start, start), min(run_end, end)
         table, stats = compute_minutes(data_dir, catalog, lo, hi, now, con)
         parts.append(table)
-        src.from_raw.append(run_start)
+        src.from_raw += [h for h in missing if run_start <= h < run_end]
         src.raw_stats.append(stats)
     if parts:
         table = pa.concat_tables(parts)

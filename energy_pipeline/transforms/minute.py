@@ -25,10 +25,10 @@ import pyarrow as pa
 
 from energy_pipeline.lake.layout import RAW_READINGS
 from energy_pipeline.transforms.catalog import Catalog
-from energy_pipeline.transforms.lakefiles import overlapping, scan_window
+from energy_pipeline.transforms.lakefiles import LakeScan, overlapping, scan_window
 from energy_pipeline.transforms.schemas import HIVE_TYPES, MINUTE_SCHEMA
 
-REJECT_REASONS = ("misfiled", "future", "invalid", "out_of_range")
+REJECT_REASONS = ("misfiled", "future", "invalid")
 HOUR_US = 3_600_000_000
 
 
@@ -67,8 +67,17 @@ def _source(files: list[Path]) -> str:
     return f"read_parquet([{paths}], hive_partitioning = true, hive_types = {{{hive}}})"
 
 
-def _classified(files: list[Path], overlap: list[Path], start: int, end: int, now: int) -> str:
-    """SQL of every row with its reject reason (NULL = keep) and its duplicate count."""
+_OUT_OF_RANGE = "WHEN s.value < b.lo OR s.value > b.hi THEN 'out_of_range'"
+_BOUNDS_JOIN = "LEFT JOIN bounds b ON s.device_id = b.device_id AND s.metric = b.metric"
+
+
+def _classified(
+    files: list[Path], overlap: list[Path], start: int, end: int, now: int, bounded: bool = False
+) -> str:
+    """SQL of every row with its reject reason (NULL = keep) and its duplicate count.
+
+    Profile bounds need a join per row, so the main pass leaves them out (`bounded=False`);
+    only the few minutes whose min or max falls outside them are recomputed with them."""
     parts = []
     cols = (
         "device_id, metric, epoch_us(ts) AS us, value,"
@@ -90,10 +99,10 @@ def _classified(files: list[Path], overlap: list[Path], start: int, end: int, no
                WHEN s.us < {start} OR s.us >= {end} THEN 'outside'
                WHEN s.us >= {now} THEN 'future'
                WHEN NOT isfinite(s.value) THEN 'invalid'
-               WHEN s.value < b.lo OR s.value > b.hi THEN 'out_of_range'
+               {_OUT_OF_RANGE if bounded else ""}
           END AS reject
         FROM ({union}) s
-        LEFT JOIN bounds b ON s.device_id = b.device_id AND s.metric = b.metric
+        {_BOUNDS_JOIN if bounded else ""}
     """
 
 
@@ -143,6 +152,7 @@ def compute_minutes(
     for reason, count in zip(REJECT_REASONS, totals[2:], strict=True):
         setattr(stats, reason, int(count))
 
+    stats.out_of_range = _apply_bounds(con, scan, s_us, e_us, n_us)
     series = con.execute("SELECT DISTINCT device_id, metric FROM agg WHERE n > 0").fetchall()
     counters = [(d, m) for d, m in series if catalog.is_counter(d, m)]
     con.register("bounds", catalog.bounds_table(series))
@@ -170,6 +180,49 @@ def compute_minutes(
            ORDER BY a.mi, a.device_id, a.metric"""
     ).to_arrow_table()
     return result.cast(MINUTE_SCHEMA), stats
+
+
+def _apply_bounds(
+    con: duckdb.DuckDBPyConnection, scan: LakeScan, start: int, end: int, now: int
+) -> int:
+    """Recompute the minutes whose min or max lies outside the profile bounds without the
+    out-of-range readings; returns how many readings that dropped."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE violations AS
+        SELECT a.device_id, a.metric, a.mi FROM agg a
+        JOIN bounds b ON a.device_id = b.device_id AND a.metric = b.metric
+        WHERE a.n > 0 AND (a.min < b.lo OR a.max > b.hi)"""
+    )
+    minutes = sorted({mi for (mi,) in con.execute("SELECT DISTINCT mi FROM violations").fetchall()})
+    if not minutes:
+        return 0
+    lo, hi = minutes[0] * 60_000_000, (minutes[-1] + 1) * 60_000_000
+    touched = LakeScan()
+    for path, info in zip(scan.files, scan.infos, strict=True):
+        if info.ts_min < hi and info.ts_max >= lo:
+            touched.files.append(path)
+            touched.infos.append(info)
+    alone, overlap = overlapping(touched)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE bounded AS
+        SELECT c.device_id, c.metric, c.us // 60000000 AS mi,
+          avg(c.value) FILTER (WHERE c.reject IS NULL) AS avg,
+          min(c.value) FILTER (WHERE c.reject IS NULL) AS min,
+          max(c.value) FILTER (WHERE c.reject IS NULL) AS max,
+          arg_max(c.value, c.us) FILTER (WHERE c.reject IS NULL) AS last,
+          count(*) FILTER (WHERE c.reject IS NULL) AS n,
+          count(*) FILTER (WHERE c.reject = 'out_of_range') AS out_of_range
+        FROM ({_classified(alone, overlap, start, end, now, bounded=True)}) c
+        SEMI JOIN violations v
+          ON c.device_id = v.device_id AND c.metric = v.metric AND c.us // 60000000 = v.mi
+        GROUP BY ALL"""
+    )
+    con.execute(
+        """UPDATE agg SET avg = b.avg, min = b.min, max = b.max, last = b.last, n = b.n
+        FROM bounded b
+        WHERE agg.device_id = b.device_id AND agg.metric = b.metric AND agg.mi = b.mi"""
+    )
+    return int(con.execute("SELECT coalesce(sum(out_of_range), 0) FROM bounded").fetchall()[0][0])
 
 
 def _counter_deltas(
