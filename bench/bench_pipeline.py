@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dagster as dg
+import duckdb
 
 from energy_pipeline.config import load_config
 from energy_pipeline.defs.assets import build_assets
