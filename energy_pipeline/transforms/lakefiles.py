@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import TMP_SUFFIX, hour_dir, state_dir, table_dir
+from energy_pipeline.lake.layout import TMP_SUFFIX, hour_dir, state_dir
 from energy_pipeline.readings import RAW_SCHEMA
 
 HOUR = timedelta(hours=1)
@@ -244,7 +244,3 @@ def write_partition(
 
 def existing(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.is_file()]
-
-
-def table_files(data_dir: Path, table_name: str) -> list[Path]:
-    return sorted(table_dir(data_dir, table_name).glob("date=*/hour=*/*.parquet"))

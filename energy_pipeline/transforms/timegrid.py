@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from energy_pipeline.transforms.schemas import GRID_SCHEMA
 
-MINUTE = timedelta(minutes=1)
 MINUTE_US = 60_000_000
 
 
@@ -24,10 +23,6 @@ def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
     return start, end
-
-
-def local_day(instant: datetime, tz: ZoneInfo) -> date:
-    return instant.astimezone(tz).date()
 
 
 def days_between(start: date, end: date) -> list[date]:
