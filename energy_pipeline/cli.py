@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from energy_pipeline import __version__
@@ -45,6 +46,48 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 def cmd_config_schema(args: argparse.Namespace) -> int:
     emit_json(json_schema())
     return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from energy_pipeline.transforms.exports import export_range
+
+    config = _config(args)
+    last = args.to or args.from_
+    try:
+        written, empty = export_range(config, args.from_, last, args.device)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        emit_json({"written": [str(p) for p in written], "days_without_data": empty})
+    else:
+        for path in written:
+            print(path)
+    for day in empty:
+        print(f"warning: no readings for {day} in {config.data_dir}", file=sys.stderr)
+    return EXIT_OK if written else EXIT_FAILED
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from energy_pipeline.transforms.warehouse import query, render
+
+    config = _config(args)
+    try:
+        header, rows = query(config.data_dir, args.query)
+    except (FileNotFoundError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render(header, rows, "json" if args.json else "csv" if args.csv else "table"))
+    return EXIT_OK
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -121,9 +164,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from energy_pipeline.demo import run_demo
+    from energy_pipeline.demo import run_demo, run_pipeline_demo
 
-    return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+    if args.poll_only:
+        return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+    return run_pipeline_demo(
+        _config(args),
+        headless=args.headless,
+        minutes=args.minutes,
+        history_days=args.history_days,
+        port=args.port,
+    )
 
 
 def _unknown_device(config: Config, device_id: str) -> int:
@@ -170,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     schema = cfg_verbs.add_parser("schema", parents=[common], help="JSON Schema of the config")
     schema.set_defaults(func=cmd_config_schema)
 
+    export = verbs.add_parser(
+        "export", parents=[common], help="write the PROGNOZA and logger CSVs for local days"
+    )
+    export.add_argument("--from", dest="from_", type=_date, required=True, metavar="DATE")
+    export.add_argument("--to", type=_date, metavar="DATE", help="last day (default: --from)")
+    export.add_argument("--device", metavar="ID", help="only this device")
+    export.set_defaults(func=cmd_export)
+
+    sql = verbs.add_parser("sql", parents=[common], help="query the DuckDB warehouse (read-only)")
+    sql.add_argument("query", help='e.g. "SELECT * FROM daily_device_summary"')
+    sql.add_argument("--csv", action="store_true", help="CSV on stdout")
+    sql.set_defaults(func=cmd_sql)
+
     collect = verbs.add_parser(
         "collect", parents=[common], help="poll every device 24/7 into the raw lake"
     )
@@ -202,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_simulate)
     demo = verbs.add_parser(
-        "demo", parents=[common], help="simulate the site and show its values polled live"
+        "demo", parents=[common], help="the whole site: simulators, history, collector, Dagster UI"
     )
     demo.add_argument(
         "--refresh", type=_positive, default=5.0, metavar="SECONDS", help="poll interval (5)"
@@ -213,6 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this long (default: Ctrl-C)",
     )
+    demo.add_argument(
+        "--poll-only",
+        action="store_true",
+        help="only the simulators, polled live in a table (no collector, no Dagster)",
+    )
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no UI: collect for --minutes, run the pipeline, print a summary, exit",
+    )
+    demo.add_argument(
+        "--minutes", type=_positive, default=2.0, help="headless: minutes to collect (2)"
+    )
+    demo.add_argument(
+        "--history-days", type=float, default=7.0, metavar="DAYS", help="simulated history (7)"
+    )
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (3000)")
     demo.set_defaults(func=cmd_demo)
 
     return parser

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -279,6 +280,42 @@ class Alerts(Strict):
     rules: list[AlertRule] = Field(default_factory=list)
 
 
+class Pipeline(Strict):
+    """How Dagster turns the raw lake into tables: windows, automation, retention."""
+
+    minute_window_days: int = Field(
+        35, ge=1, le=60, description="days of minute partitions Dagster tracks (rolling window)"
+    )
+    history_start: date = Field(
+        date(2024, 1, 1), description="first day of the daily partitions (local date)"
+    )
+    sensor_interval_seconds: int = Field(
+        300, ge=30, le=3600, description="how often the sensor looks for newly sealed minutes"
+    )
+    max_minutes_per_run: int = Field(
+        1440, ge=1, le=1440, description="cap on the minutes one sensor run covers"
+    )
+    daily_schedule_minute: int = Field(
+        20, ge=0, le=59, description="minute past local midnight the daily schedule fires"
+    )
+    raw_freshness_minutes: int = Field(
+        10, ge=1, le=1440, description="raw_readings turns red when no minute sealed this long"
+    )
+    compaction_grace_hours: int = Field(
+        2, ge=1, le=168, description="an hour is compacted once sealed this long ago"
+    )
+    raw_retention_days: int | None = Field(None, ge=1, description="delete older raw; none: keep")
+    minute_retention_days: int | None = Field(
+        None, ge=1, description="delete older minute_readings; none: keep"
+    )
+    export_retention_days: int = Field(30, ge=1, description="delete older CSV exports")
+    run_history_days: int = Field(14, ge=1, description="delete Dagster runs older than this")
+    forecast_targets: dict[str, str] = Field(
+        default_factory=dict,
+        description="device id -> metric forecast; default: its energy counter, else its power",
+    )
+
+
 class CollectorSettings(Strict):
     """The `collector:` section: how the long-running collector lands readings in the lake."""
 
@@ -321,6 +358,7 @@ class Config(Strict):
     devices: list[Device] = Field(default_factory=list)
     outputs: Outputs = Field(default_factory=Outputs)
     alerts: Alerts = Field(default_factory=Alerts)
+    pipeline: Pipeline = Field(default_factory=Pipeline)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))

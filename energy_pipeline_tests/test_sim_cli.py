@@ -78,7 +78,15 @@ def test_simulate_reports_a_busy_port_with_exit_1(tmp_path: Path) -> None:
 def test_demo_polls_the_simulated_site_and_stops_cleanly(tmp_path: Path) -> None:
     config = write_config(tmp_path, devices(free_port()))
     result = run_cli(
-        "demo", "--config", str(config), "--refresh", "0.4", "--duration", "2", timeout=60
+        "demo",
+        "--poll-only",
+        "--config",
+        str(config),
+        "--refresh",
+        "0.4",
+        "--duration",
+        "2",
+        timeout=60,
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr
@@ -98,6 +106,7 @@ def test_demo_stops_on_ctrl_c_with_exit_0(tmp_path: Path) -> None:
             "-m",
             "energy_pipeline",
             "demo",
+            "--poll-only",
             "--config",
             str(config),
             "--refresh",
