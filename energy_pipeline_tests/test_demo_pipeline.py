@@ -21,6 +21,7 @@ def test_headless_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     text = (REPO / "energy-pipeline.yaml").read_text()
     text = text.replace("port: 15020", f"port: {_free_port()}")
     text = text.replace("port: 15021", f"port: {_free_port()}")
+    text = text.replace("port: 18889", f"port: {_free_port()}")
     text = text.replace("data/sim/ups1.tty", str(tmp_path / "ups1.tty"))
     config = tmp_path / "site.yaml"
     config.write_text(text)
@@ -48,7 +49,7 @@ def test_headless_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
         assert line in out
     con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True)
     devices = {r[0] for r in con.sql("SELECT device_id FROM daily_device_summary").fetchall()}
-    assert devices == {"umg509", "heatpump1", "ups1"}
+    assert devices == {"umg509", "heatpump1", "ups1", "lux1", "meter1"}
     live = con.sql("SELECT count(*) FROM minute_readings").fetchall()[0][0]
     assert live > 0  # the complete minutes since the demo started, in one range run
     assert "umg509" in out and "energy_active_import_total" in out

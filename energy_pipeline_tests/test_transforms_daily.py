@@ -190,7 +190,7 @@ def test_exports_write_prognoza_and_logger_files(tmp_path: Path) -> None:
     assert rows[4][:3] == ["2025-01-15T00:05:00.000", "3", "True"]
     start, _ = day_window(day, BERLIN)
     assert float(rows[1][7]) == _wh(start + timedelta(minutes=2))  # counter: its reading
-    assert rows[1][9] == "1000.0"  # gauge: the minute's mean
+    assert float(rows[1][9]) == 1000.0  # gauge: the minute's mean
     assert len(rows) == 1 + 1438
     old = exports_dir(config.data_dir) / "m1" / "2024-11-01_daily.csv"
     old.write_text("x")

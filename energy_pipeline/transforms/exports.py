@@ -19,7 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from energy_pipeline.config import Config
@@ -42,51 +45,55 @@ def logger_paths(exports: Path, device_id: str, day: date) -> tuple[Path, Path]:
     return folder / f"{day.isoformat()}_daily.csv", folder / f"{day.isoformat()}_weekly.csv"
 
 
-def _wide(readings: pa.Table, device_id: str, with_markers: bool) -> tuple[list[str], list[tuple]]:
-    """Pivot one device's long minute rows to (header, rows): one column per metric."""
+def _wide(readings: pa.Table, device_id: str, with_markers: bool) -> pa.Table | None:
+    """One device's long minute rows as a wide table: one column per metric, minutes with data.
+
+    Scattered into a numpy grid by (minute, metric) index rather than pivoted in SQL: a
+    Luxtronik device has ~1,750 metrics, and a week of them as FILTER aggregates costs
+    billions of filter evaluations and gigabytes, where the scatter is linear in the rows.
+    """
     con = connect()
     con.register("r", readings)
-    metrics = [
-        m
-        for (m,) in con.execute(
-            "SELECT DISTINCT metric FROM r WHERE device_id = ? ORDER BY metric", [device_id]
-        ).fetchall()
-    ]
-    if not metrics:
-        return [], []
-    pivot = ", ".join(
-        f"max(coalesce(avg, last)) FILTER (WHERE metric = ${i + 2}) AS c{i}"
-        for i in range(len(metrics))
+    lead = ", any_value(minutes_elapsed) AS minutes_elapsed, " + ", ".join(
+        f"any_value({m}) AS {m}" for m in MARKER_COLUMNS
     )
-    markers = ", ".join(f"any_value({m})" for m in MARKER_COLUMNS)
-    lead = f"any_value(minutes_elapsed), {markers}, " if with_markers else ""
-    rows = con.execute(
-        f"""SELECT strftime(any_value(local_ts), '%Y-%m-%dT%H:%M:%S.%g'), {lead}{pivot}
+    minutes = con.sql(
+        f"""SELECT ts, strftime(any_value(local_ts), '%Y-%m-%dT%H:%M:%S.%g') AS timestamp
+            {lead if with_markers else ""}
             FROM r WHERE device_id = $1 GROUP BY ts HAVING sum(count) > 0 ORDER BY ts""",
-        [device_id, *metrics],
-    ).fetchall()
-    header = ["timestamp"]
+        params=[device_id],
+    ).to_arrow_table()
+    if minutes.num_rows == 0:
+        return None
+    con.register("minutes", minutes)
+    cells = con.sql(
+        """SELECT m.row, dense_rank() OVER (ORDER BY r.metric) - 1 AS col, r.metric,
+                  coalesce(r.avg, r.last) AS value
+           FROM r JOIN (SELECT ts, row_number() OVER (ORDER BY ts) - 1 AS row FROM minutes) m
+             ON r.ts = m.ts
+           WHERE r.device_id = $1""",
+        params=[device_id],
+    ).to_arrow_table()
+    metrics = sorted(pc.unique(cells["metric"]).to_pylist())
+    grid = np.full((minutes.num_rows, len(metrics)), np.nan)
+    values = cells["value"].to_numpy(zero_copy_only=False).astype(float)
+    grid[cells["row"].to_numpy(), cells["col"].to_numpy()] = values
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {"timestamp": minutes["timestamp"]}
     if with_markers:
-        header += ["minutes_elapsed", *MARKER_COLUMNS]
-    return header + metrics, rows
+        columns["minutes_elapsed"] = minutes["minutes_elapsed"]
+        for marker in MARKER_COLUMNS:
+            flags = minutes[marker].to_numpy(zero_copy_only=False).astype(bool)
+            columns[marker] = pa.array(np.where(flags, "True", "False"))
+    for j, metric in enumerate(metrics):
+        column = grid[:, j]
+        columns[metric] = pa.array(column, mask=np.isnan(column))
+    return pa.table(columns)
 
 
-def _csv(header: list[str], rows: list[tuple]) -> bytes:
-    out = io.StringIO()
-    out.write(",".join(header) + "\n")
-    for row in rows:
-        out.write(",".join(_cell(v) for v in row) + "\n")
-    return out.getvalue().encode()
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+def _csv(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue()
 
 
 def write_exports(
@@ -98,20 +105,16 @@ def write_exports(
     present = [d for (d,) in con.execute("SELECT DISTINCT device_id FROM t ORDER BY 1").fetchall()]
     written: list[Path] = []
     for device_id in present if devices is None else [d for d in present if d in devices]:
-        header, rows = _wide(today, device_id, with_markers=True)
-        if rows:
-            path = prognoza_path(exports, device_id, day)
-            atomic_write_bytes(path, _csv(header, rows))
-            written.append(path)
         daily_path, weekly_path = logger_paths(exports, device_id, day)
-        header, rows = _wide(today, device_id, with_markers=False)
-        if rows:
-            atomic_write_bytes(daily_path, _csv(header, rows))
-            written.append(daily_path)
-        header, rows = _wide(week, device_id, with_markers=False)
-        if rows:
-            atomic_write_bytes(weekly_path, _csv(header, rows))
-            written.append(weekly_path)
+        for path, source, with_markers in (
+            (prognoza_path(exports, device_id, day), today, True),
+            (daily_path, today, False),
+            (weekly_path, week, False),
+        ):
+            table = _wide(source, device_id, with_markers)
+            if table is not None:
+                atomic_write_bytes(path, _csv(table))
+                written.append(path)
     return written
 
 
