@@ -340,6 +340,9 @@ def run_pipeline_demo(
                 env,
             )
         )
+        http = config.outputs.http
+        if http is not None:
+            print(f"dashboard: http://{http.host}:{http.port}/ (live values, alerts)", file=out)
         print(
             f"dagster:   http://127.0.0.1:{port} (sensor and schedules on; DAGSTER_HOME={home})\n"
             f"logs:      {config.data_dir}/state/demo/\n"

@@ -22,6 +22,7 @@ def test_headless_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     text = text.replace("port: 15020", f"port: {_free_port()}")
     text = text.replace("port: 15021", f"port: {_free_port()}")
     text = text.replace("port: 18889", f"port: {_free_port()}")
+    text = text.replace("port: 8080", f"port: {_free_port()}")
     text = text.replace("data/sim/ups1.tty", str(tmp_path / "ups1.tty"))
     config = tmp_path / "site.yaml"
     config.write_text(text)
