@@ -1,0 +1,65 @@
+"""The site configuration: one YAML file, typed, validated up front.
+
+Every process (CLI, collector, simulators, Dagster code server) loads the same file the same way,
+so `ENERGY_PIPELINE_CONFIG` points all of them at one site. One module per concern; this package
+re-exports the names the rest of the code uses.
+"""
+
+from energy_pipeline.config.base import CONFIG_ENV, DEFAULT_CONFIG, DEVICE_ID_PATTERN, Strict
+from energy_pipeline.config.devices import (
+    DRIVER_NAMES,
+    BRouteCredentials,
+    Device,
+    EchonetConnection,
+    EchonetDevice,
+    LuxtronikConnection,
+    LuxtronikDevice,
+    ModbusDevice,
+    ModbusRtu,
+    ModbusTcp,
+)
+from energy_pipeline.config.loading import Config, config_path, json_schema, load_config
+from energy_pipeline.config.outputs import (
+    AlertRule,
+    Alerts,
+    FileOutput,
+    HttpOutput,
+    MqttOutput,
+    MqttTls,
+    Outputs,
+    WebhookOutput,
+)
+from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG",
+    "DEVICE_ID_PATTERN",
+    "DRIVER_NAMES",
+    "AlertRule",
+    "Alerts",
+    "BRouteCredentials",
+    "CollectorSettings",
+    "Config",
+    "Device",
+    "EchonetConnection",
+    "EchonetDevice",
+    "FileOutput",
+    "HttpOutput",
+    "LuxtronikConnection",
+    "LuxtronikDevice",
+    "ModbusDevice",
+    "ModbusRtu",
+    "ModbusTcp",
+    "MqttOutput",
+    "MqttTls",
+    "Outputs",
+    "Pipeline",
+    "Site",
+    "Storage",
+    "Strict",
+    "WebhookOutput",
+    "config_path",
+    "json_schema",
+    "load_config",
+]

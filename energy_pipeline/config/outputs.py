@@ -1,0 +1,150 @@
+"""Live outputs (HTTP, MQTT, webhook, file) and alert rules, served from the collector."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from energy_pipeline.config.base import DEVICE_ID_PATTERN, DeviceId, Port, Strict, Timeout
+from energy_pipeline.yamlfile import KeyPath, LoadedYaml, Problem
+
+
+class HttpOutput(Strict):
+    """The dashboard, JSON API and /metrics, served from inside the collector process."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="listen address; loopback by default")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(8080, description="0 picks a free port")
+    token: SecretStr | None = Field(None, description="bearer token required on every request")
+    history_minutes: int = Field(60, ge=1, le=1440, description="chart span kept in memory")
+    chart: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]+\.[A-Za-z0-9_]+$")]] = Field(
+        default_factory=list,
+        description="'device.metric' charted on the dashboard; default: published gauges",
+    )
+    cards: dict[DeviceId, list[str]] = Field(
+        default_factory=dict, description="metrics shown per device card; default: published"
+    )
+
+
+class MqttTls(Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(False, description="skip host name verification (testing only)")
+
+
+class MqttOutput(Strict):
+    host: str = Field(min_length=1)
+    port: Port = 1883
+    client_id: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: MqttTls | None = None
+    prefix: str = Field("energy_pipeline", pattern=r"^[^#+]+$")
+    discovery: bool = True
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[^#+]+$")
+    publish: dict[DeviceId, list[str]] = Field(
+        default_factory=dict, description="metrics announced to Home Assistant per device"
+    )
+    qos: Literal[0, 1, 2] = 1
+    keepalive: int = Field(30, ge=5, le=3600)
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+    reconnect_min: float = Field(1.0, gt=0, le=300)
+    reconnect_max: float = Field(60.0, gt=0, le=3600)
+
+
+class WebhookOutput(Strict):
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// endpoint")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature header")
+    batch_size: int = Field(100, ge=1, le=10_000)
+    queue_size: int = Field(10_000, ge=1, le=1_000_000)
+    timeout: Timeout = 5.0
+    max_attempts: int = Field(5, ge=1, le=100)
+    backoff_initial: float = Field(1.0, gt=0, le=600)
+    backoff_max: float = Field(60.0, gt=0, le=3600)
+
+
+class FileOutput(Strict):
+    path: Path = Field(Path("data/live"), description="folder; relative to the config file")
+    format: Literal["jsonl", "csv"] = "jsonl"
+    queue_size: int = Field(10_000, ge=1, le=1_000_000)
+
+
+class Outputs(Strict):
+    http: HttpOutput | None = None
+    mqtt: MqttOutput | None = None
+    webhook: WebhookOutput | None = None
+    file: FileOutput | None = None
+
+    def secrets(self) -> list[str]:
+        found = []
+        if self.http and self.http.token:
+            found.append(self.http.token.get_secret_value())
+        if self.mqtt and self.mqtt.password:
+            found.append(self.mqtt.password.get_secret_value())
+        if self.webhook and self.webhook.secret:
+            found.append(self.webhook.secret.get_secret_value())
+        return found
+
+    def unknown_devices(self, known: dict[str, int], loaded: LoadedYaml) -> list[Problem]:
+        """Per-device lists (cards, MQTT publish, chart) must name devices of this file."""
+        refs: list[tuple[KeyPath, str]] = []
+        if self.http:
+            refs += [(("outputs", "http", "cards", d), d) for d in self.http.cards]
+            refs += [
+                (("outputs", "http", "chart", i), c.partition(".")[0])
+                for i, c in enumerate(self.http.chart)
+            ]
+        if self.mqtt:
+            refs += [(("outputs", "mqtt", "publish", d), d) for d in self.mqtt.publish]
+        return [
+            loaded.problem(key, f"no device {dev!r}; expected one of the ids under devices")
+            for key, dev in refs
+            if dev not in known
+        ]
+
+
+class AlertRule(Strict):
+    """threshold: metric op threshold held for for_seconds, cleared past `clear` (hysteresis);
+    stale: no successful poll for `after` seconds; device_down: `failures` failed polls in a row."""
+
+    device: str = Field(description="a device id, or * for every device")
+    kind: Literal["threshold", "stale", "device_down"] = "threshold"
+    metric: str | None = None
+    op: Literal["<", "<=", ">", ">=", "==", "!="] | None = None
+    threshold: float | None = None
+    clear: float | None = None
+    for_seconds: float = Field(0.0, ge=0, le=86400)
+    after: float | None = Field(None, gt=0, le=7 * 86400, description="stale rules: seconds")
+    failures: int = Field(3, ge=1, le=1000, description="device_down rules")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_or_star(cls, value: str) -> str:
+        if value != "*" and not re.fullmatch(DEVICE_ID_PATTERN, value):
+            raise ValueError("expected a device id or *")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> AlertRule:
+        if self.kind == "threshold" and (
+            self.metric is None or self.op is None or self.threshold is None
+        ):
+            raise ValueError("threshold rules need metric, op and threshold")
+        if self.kind == "stale" and self.after is None:
+            raise ValueError("stale rules need after (seconds)")
+        return self
+
+
+class Alerts(Strict):
+    profile_defaults: bool = Field(True, description="use the alert rules profiles ship")
+    rules: list[AlertRule] = Field(default_factory=list)
