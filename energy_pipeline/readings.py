@@ -4,6 +4,11 @@ A driver hands back one `Sample` per poll: metric names as a tuple that stays th
 from poll to poll, and values as a float64 array in the same order. Invalid values are NaN in
 the array; the lake writer drops them vectorised and counts them, so the hot path never loops
 over readings in Python.
+
+A driver that can recover readings it missed (a smart meter's 30-minute history after an
+outage) hands them back in `Sample.backfill`: rows stamped at their own past instants, which the
+collector lands through the same write-ahead log and sealing as the poll's own readings. They
+are a table rather than more names and values because each row has its own instant.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 
+BACKFILL_SCHEMA = pa.schema([RAW_SCHEMA.field(name) for name in ("ts", "metric", "value")])
+"""`Sample.backfill`: RAW_SCHEMA without the device, which the collector adds."""
+
 POLLS_SCHEMA = pa.schema(
     [
         pa.field("ts", TS_TYPE, nullable=False),
@@ -41,11 +49,16 @@ POLLS_SCHEMA = pa.schema(
 
 @dataclass(slots=True)
 class Sample:
-    """One poll's values. `names` and `values` line up; NaN marks an invalid reading."""
+    """One poll's values. `names` and `values` line up; NaN marks an invalid reading.
+
+    `backfill` (BACKFILL_SCHEMA) holds readings of earlier instants the device still had; live
+    outputs ignore it, the lake keeps it.
+    """
 
     names: tuple[str, ...]
     values: np.ndarray
     attributes: dict[str, str] = field(default_factory=dict)
+    backfill: pa.Table | None = None
 
     def valid_values(self) -> dict[str, float]:
         """The readable form for people and JSON (not used on the collector's hot path)."""

@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from energy_pipeline.config import Config, EchonetDevice, load_config
+from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
     DeviceError,
@@ -29,99 +26,25 @@ from energy_pipeline.drivers.base import (
     PortBusyError,
 )
 from energy_pipeline.drivers.echonet import build
-from energy_pipeline.drivers.echonet.driver import BRouteMeter, Timing, state_path
+from energy_pipeline.drivers.echonet.driver import BRouteMeter, state_path
 from energy_pipeline.drivers.echonet.meter import METRICS
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.simulators.echonet import DongleOptions, meter_model
-from energy_pipeline_tests.conftest import cli_env
-
-FROZEN = datetime(2026, 3, 10, 5, 12, 30, tzinfo=UTC)
-RBID = "00112233445566778899AABBCCDDEEFF"
-PASSWORD = "Zq7PassWord9"
-WRONG_PASSWORD = "Wr0ngPassw0r"
-FAST = Timing(
-    request_timeout=0.4, command_timeout=1.0, join_timeout=2.0, backoff=0.01, backoff_cap=0.05
+from energy_pipeline_tests.echonet_support import (
+    FROZEN,
+    RBID,
+    WRONG_PASSWORD,
+    Simulator,
+    driver_for,
+    meter_device,
+    run_simulator,
+    write_config,
 )
-
-CONFIG = """\
-site: {{name: demo, timezone: Asia/Tokyo}}
-storage: {{data_dir: data}}
-devices:
-  - id: meter1
-    driver: echonet_broute
-    connection: {{serial_port: data/sim/meter1.tty, timeout: 1.0, retries: {retries}}}
-    credentials: {{rbid: "{rbid}", password: "{password}"}}
-"""
-
-
-def write_config(folder: Path, name: str, *, password: str = PASSWORD, retries: int = 2) -> Config:
-    path = folder / name
-    path.write_text(CONFIG.format(rbid=RBID, password=password, retries=retries))
-    return load_config(path)
-
-
-def meter_device(config: Config) -> EchonetDevice:
-    device = config.device("meter1")
-    assert isinstance(device, EchonetDevice)
-    return device
-
-
-class Simulator:
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.procs: list[tuple[subprocess.Popen[str], Path]] = []
-
-    def start(self, *options: str) -> Config:
-        config = write_config(self.folder, "sim.yaml")
-        errfile = self.folder / f"sim-{len(self.procs)}.err"
-        with open(errfile, "w") as err:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "energy_pipeline.simulators.echonet",
-                    "--config",
-                    str(config.path),
-                    "--device",
-                    "meter1",
-                    "--frozen-at",
-                    FROZEN.isoformat(),
-                    *options,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                env=cli_env(),
-            )
-        self.procs.append((proc, errfile))
-        assert proc.stdout is not None
-        ready = proc.stdout.readline()
-        assert "echonet b-route dongle on" in ready, errfile.read_text()
-        return config
-
-    def stop(self) -> list[str]:
-        logs = []
-        for proc, errfile in self.procs:
-            proc.terminate()
-            proc.wait(10)
-            logs.append(errfile.read_text())
-        return logs
 
 
 @pytest.fixture
 def sim(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Simulator]:
-    caplog.set_level(logging.DEBUG)
-    simulator = Simulator(tmp_path)
-    yield simulator
-    for text in [*simulator.stop(), caplog.text]:
-        for secret in (PASSWORD, RBID, WRONG_PASSWORD):
-            assert secret not in text
-
-
-def driver_for(config: Config, **kwargs: object) -> BRouteMeter:
-    defaults: dict[str, object] = {"timing": FAST, "now": lambda: FROZEN, "sleep": lambda s: None}
-    defaults.update(kwargs)
-    return BRouteMeter(meter_device(config), config, **defaults)  # type: ignore[arg-type]
+    yield from run_simulator(tmp_path, caplog)
 
 
 def read_n(driver: BRouteMeter, n: int = 1) -> list[dict[str, float]]:

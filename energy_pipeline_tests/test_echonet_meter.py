@@ -150,3 +150,27 @@ def test_slots_are_wall_clock_times_on_dst_days() -> None:
         m.slot_epoch(date(2026, 5, 20), 28, TOKYO)
         == datetime(2026, 5, 20, 5, 0, tzinfo=UTC).timestamp()
     )
+
+
+def test_history_readings_unwrap_against_now_bridge_midnight_and_skip_gaps() -> None:
+    modulus = 10**6
+    monday, tuesday = date(2026, 3, 9), date(2026, 3, 10)
+    yesterday: list[int | None] = [None] * 46 + [999_990, 999_998]
+    today: list[int | None] = [4, None, 20] + [None] * 45
+    # Now the meter shows 30 after one wrap: the unwrapped total is 1,000,030.
+    readings = m.history_readings([(monday, yesterday), (tuesday, today)], 30, 1_000_030, modulus)
+    assert [(r.day, r.slot, r.total, r.consumed) for r in readings] == [
+        (monday, 46, 999_990, None),  # nothing read before it
+        (monday, 47, 999_998, 8),
+        (tuesday, 0, 1_000_004, 6),  # across midnight and the wrap
+        (tuesday, 2, 1_000_020, None),  # slot 1 has no data: not a half hour
+    ]
+
+
+def test_history_readings_continue_from_an_earlier_call() -> None:
+    day = date(2026, 3, 10)
+    earlier = m.SlotReading(date(2026, 3, 9), 47, 500, None)
+    [first, _] = m.history_readings([(day, [510, 525] + [None] * 46)], 600, 600, 10**6, earlier)
+    assert first.consumed == 10
+    [alone, _] = m.history_readings([(day, [510, 525] + [None] * 46)], 600, 600, 10**6)
+    assert alone.consumed is None

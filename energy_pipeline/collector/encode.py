@@ -3,6 +3,10 @@
 Metric names and device ids are dictionary-encoded against dictionaries that only grow, so a
 tick's batch is a few `numpy.concatenate`/`repeat` calls however many readings it holds. NaN
 values (invalid readings) are dropped here, with a count per device.
+
+A sample's backfill rows (readings of earlier instants) join the same batch, so they reach the
+lake through the same WAL acknowledgement and sealing. A backfill row at the poll's own instant
+is dropped: that instant's readings are the poll's, and a commit never holds a key twice.
 """
 
 from __future__ import annotations
@@ -108,6 +112,12 @@ class OutcomeEncoder:
             metric = device = np.empty(0, np.int32)
             ts = np.empty(0, np.int64)
             invalid = {}
+        extra = [self._backfill(o) for o in oks if o.sample.backfill is not None]  # type: ignore[union-attr]
+        if extra:
+            ts = np.concatenate([ts, *(e[0] for e in extra)])
+            device = np.concatenate([device, *(e[1] for e in extra)])
+            metric = np.concatenate([metric, *(e[2] for e in extra)])
+            values = np.concatenate([values, *(e[3] for e in extra)])
         raw = pa.RecordBatch.from_arrays(
             [
                 pa.array(ts, type=TS_TYPE),
@@ -118,6 +128,16 @@ class OutcomeEncoder:
             schema=WAL_RAW_SCHEMA,
         )
         return Encoded(raw, encode_polls(outcomes), invalid)
+
+    def _backfill(self, o: PollOutcome) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ts µs, device, metric, value) arrays of one sample's backfill rows."""
+        table = o.sample.backfill  # type: ignore[union-attr]
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        values = table.column("value").to_numpy().astype(np.float64, copy=False)
+        metric = self.metrics.codes(table.column("metric").to_pylist())
+        keep = (ts != to_us(o.ts.timestamp())) & ~np.isnan(values)
+        device = np.full(int(keep.sum()), self.devices.code(o.device_id), np.int32)
+        return ts[keep], device, metric[keep], values[keep]
 
 
 def encode_polls(outcomes: Sequence[PollOutcome]) -> pa.RecordBatch:

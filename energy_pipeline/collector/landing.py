@@ -38,7 +38,9 @@ STORAGE_LOG_EVERY = 60.0
 SWEEP_BEFORE_WATERMARK = timedelta(hours=1)
 SWEEP_LIMIT = timedelta(hours=48)
 """Temp files of a crashed seal are looked for from an hour before the watermark (at most
-two days back): sealing never writes older minutes except after a replay, which is in range."""
+two days back): sealing writes older minutes only after a replay, which is in range, or for a
+device's backfill, which may reach further back; a temp file a crash left there stays, ignored
+by every reader."""
 
 
 def utc(ts: float) -> datetime:

@@ -4,9 +4,12 @@ A file holds one period (a minute for the collector, an hour for simulated histo
 collector: `<table>/date=YYYY-MM-DD/hour=HH/<collector_id>-<YYYYMMDDTHHMM>.parquet`, written by
 `atomic_write_parquet` (temp, fsync, rename). The name is a function of collector and period,
 so sealing is idempotent: if the file is already there (a WAL replay after a crash that came
-between sealing and deleting the segment, or a poll that finished after its minute was sealed),
-the new rows are merged in, minus every (device_id, ts) poll the file already has, and the file
-is replaced atomically. No reading ever lands twice and readers never see a half file.
+between sealing and deleting the segment, a poll that finished after its minute was sealed, or
+readings a device backfilled into a past minute), the new rows are merged in, minus every key
+the file already has, and the file is replaced atomically. The key of a reading is (device_id,
+ts, metric), not the poll's (device_id, ts): a backfilled reading may share its instant with a
+poll's other readings and must still land. No reading ever lands twice and readers never see a
+half file.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, TS_TYPE
 
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
-_KEY = ["device_id", "ts"]
+_KEYS = {RAW_READINGS: ["device_id", "ts", "metric"], POLLS: ["device_id", "ts"]}
 
 
 def _ts_us(table: pa.Table) -> np.ndarray:
@@ -96,15 +99,15 @@ class LakeWriter:
             (POLLS, polls.cast(POLLS_SCHEMA), POLLS_SCHEMA),
         ):
             for start, part in split_periods(rows, period_us):
-                self._write_file(self.path(table, start), part, schema)
+                self._write_file(self.path(table, start), part, schema, _KEYS[table])
                 files += 1
         return files
 
-    def _write_file(self, path: Path, rows: pa.Table, schema: pa.Schema) -> None:
+    def _write_file(self, path: Path, rows: pa.Table, schema: pa.Schema, key: list[str]) -> None:
         if path.exists():
             existing = pq.read_table(path, schema=schema)
             fresh = rows.join(
-                existing.select(_KEY).group_by(_KEY).aggregate([]), _KEY, join_type="left anti"
+                existing.select(key).group_by(key).aggregate([]), key, join_type="left anti"
             )
             if fresh.num_rows == 0:
                 return

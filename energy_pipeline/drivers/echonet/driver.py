@@ -7,6 +7,12 @@ on this dongle never occupies a thread another device needs.
 Joining takes an active scan (seconds to minutes) plus PANA authentication; the scan result is
 kept in `<data_dir>/state/echonet-<device>.json`, so after a restart the driver goes straight to
 SKJOIN. A failed join forgets the result and rescans, with a backoff that grows across polls.
+
+After an outage (of the meter, the dongle or the collector) the meter still holds the
+half-hourly readings of the gap: history 1 keeps 48 slots a day for 100 days. The driver
+remembers the instant up to which it has handed readings over (`covered`, kept in the same
+state file) and, on the first good poll after a gap longer than half an hour, reads the missed
+days with E5/E2 and returns their slots as `Sample.backfill`, a few days per poll.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from energy_pipeline.config import Config, EchonetDevice
 from energy_pipeline.drivers.base import (
@@ -54,12 +61,17 @@ from energy_pipeline.drivers.echonet.skstack import (
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.lake.files import atomic_write_json
 from energy_pipeline.lake.layout import state_dir
-from energy_pipeline.readings import Sample
+from energy_pipeline.readings import BACKFILL_SCHEMA, Sample
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 HISTORY_RETRY_S = 300.0
+HISTORY_DAYS = 100
+"""History 1 goes back to day 99 (0 = today)."""
+BACKFILL_DAYS_PER_POLL = 2
+"""History days read per poll while catching up: at most four extra round trips, so a poll
+stays within seconds and a long outage is caught up over the following polls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +92,8 @@ def state_path(data_dir: Path, device_id: str) -> Path:
 
 
 class SavedState:
-    """What survives a restart: the dongle's dialect, the scan result, counter wrap counts."""
+    """What survives a restart: the dongle's dialect, the scan result, counter wrap counts,
+    and the instant up to which readings were handed over (UTC epoch s)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -88,6 +101,7 @@ class SavedState:
         self.dual: bool | None = None
         self.pan: PanDescriptor | None = None
         self.counters: dict[int, m.RolloverCounter] = {}
+        self.covered: float | None = None
         try:
             doc = json.loads(path.read_text())
             self.version = doc.get("version")
@@ -95,6 +109,8 @@ class SavedState:
             self.pan = PanDescriptor.from_json(doc["pan"]) if doc.get("pan") else None
             for key, value in doc.get("counters", {}).items():
                 self.counters[int(key, 16)] = m.RolloverCounter(value["wraps"], value["last"])
+            if doc.get("covered_until"):
+                self.covered = datetime.fromisoformat(doc["covered_until"]).timestamp()
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -111,6 +127,11 @@ class SavedState:
                     f"{epc:02X}": {"wraps": c.wraps, "last": c.last}
                     for epc, c in self.counters.items()
                 },
+                "covered_until": (
+                    datetime.fromtimestamp(self.covered, UTC).isoformat()
+                    if self.covered is not None
+                    else None
+                ),
             },
         )
 
@@ -162,6 +183,9 @@ class BRouteMeter(Driver):
         self._recent: tuple[float, float] | None = None
         self._history_due = 0.0
         self._history_ok = True
+        self._covered = self._state.covered
+        self._read_through: m.SlotReading | None = None
+        self._backfill_due = 0.0
         self.names = m.METRICS
         self.last_attempts = 0
         """Tries of the most tried request in the last poll; the collector records it."""
@@ -173,8 +197,12 @@ class BRouteMeter(Driver):
         return await loop.run_in_executor(self._executor, self._read_sync)
 
     async def close(self) -> None:
+        """Release the port and record `covered` exactly.
+
+        The collector closes its drivers after it committed every outcome they returned.
+        """
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_port)
+        await loop.run_in_executor(self._executor, self._shut)
 
     async def history_day(self, day: int) -> list[tuple[float, float]]:
         """History 1 for day `day` (0 = today): (UTC epoch s, cumulative kWh) per recorded slot.
@@ -229,6 +257,13 @@ class BRouteMeter(Driver):
             raise DeviceProtocolError(self.device_id, str(exc)) from None
         except SkError as exc:
             raise DeviceConnectionError(self.device_id, str(exc)) from None
+
+    def _shut(self) -> None:
+        if self._covered is not None and self._covered != self._state.covered:
+            self._state.covered = self._covered
+            with contextlib.suppress(OSError):
+                self._state.save()
+        self._close_port()
 
     def _close_port(self) -> None:
         self._session = None
@@ -392,6 +427,12 @@ class BRouteMeter(Driver):
             digits=m.digits(props.get(m.EPC_DIGITS)),
         )
 
+    def _history(self, day: int, fetched: dict[int, list[int | None]]) -> list[int | None]:
+        """`_fetch_history` at most once per day and poll (backfill and the recent slot share)."""
+        if day not in fetched:
+            fetched[day] = self._fetch_history(day)
+        return fetched[day]
+
     def _fetch_history(self, day: int) -> list[int | None]:
         reply = self._request(
             lambda tid: el.set_history_day(tid, day), frozenset({el.ESV.SET_RES, el.ESV.SETC_SNA})
@@ -422,6 +463,7 @@ class BRouteMeter(Driver):
         return value
 
     def _poll(self) -> Sample:
+        self._record_covered()
         props = self._get(self._poll_epcs)
         nan = math.nan
         values = dict.fromkeys(self.names, nan)
@@ -446,7 +488,10 @@ class BRouteMeter(Driver):
                 if ts_name is not None:
                     values[ts_name] = fixed[0]
                 values[name] = self._counter(epc, fixed[1])
-        self._maybe_refresh_history()
+        now = self._now()
+        fetched: dict[int, list[int | None]] = {}
+        backfill = self._backfill(now, m.EPC_CUMULATIVE in props, fetched)
+        self._maybe_refresh_history(now, fetched)
         if self._recent is not None:
             values["recent_30min_timestamp"], values["recent_30min_consumption_kwh"] = self._recent
         session = self._session
@@ -458,22 +503,116 @@ class BRouteMeter(Driver):
                 "dongle_firmware": session.version or "",
                 "dongle_dialect": "dual-stack" if session.dual else "single-stack",
             },
+            backfill=backfill,
         )
 
-    def _maybe_refresh_history(self) -> None:
+    def _record_covered(self) -> None:
+        """Save `covered` as the previous poll left it, when it entered another half hour.
+
+        One poll late on purpose: by the next poll the collector has normally committed the
+        previous sample, so after a crash the next start re-reads slots rather than skipping
+        them (the lake keeps each reading once). Saving once per half hour spares the disk.
+        """
+        covered, saved = self._covered, self._state.covered
+        if covered is None or (
+            saved is not None and covered // m.SLOT_SECONDS == saved // m.SLOT_SECONDS
+        ):
+            return
+        self._state.covered = covered
+        self._state.save()
+
+    def _backfill(
+        self, now: datetime, have_counter: bool, fetched: dict[int, list[int | None]]
+    ) -> pa.Table | None:
+        """The slots missed since `covered`, up to BACKFILL_DAYS_PER_POLL days, oldest first.
+
+        Each slot gets the metrics a live poll gives for its latest slot (timestamp, cumulative
+        kWh, and the half hour's consumption when the slot before is known), so a slot reads
+        alike whether it was polled or recovered.
+        """
+        epoch = now.timestamp()
+        covered = self._covered
+        if covered is None or epoch - covered <= m.SLOT_SECONDS or not self._history_ok:
+            self._covered = epoch
+            return None
+        counter = self._state.counters.get(m.EPC_CUMULATIVE)
+        if not have_counter or counter is None or counter.last is None:
+            return None  # the past is unwrapped against this poll's E0: wait for one
+        if epoch < self._backfill_due:
+            return None
+        scale = self._scale
+        assert scale is not None
+        today = now.astimezone(self.tz).date()
+        local = datetime.fromtimestamp(covered, self.tz)
+        after = m.slot_ordinal(local.date(), local.hour * 2 + local.minute // 30) + 1
+        before = self._read_through
+        start = local.date()
+        if before is not None and before.ordinal + 1 == after:
+            start = date.fromordinal(after // m.SLOTS_PER_DAY)
+        else:
+            before = None
+        oldest = today - timedelta(days=HISTORY_DAYS - 1)
+        if start < oldest:
+            log.info("%s: readings before %s are gone from the meter", self.device_id, oldest)
+            start, before = oldest, None
+        days = [start + timedelta(days=k) for k in range((today - start).days + 1)]
+        days = days[:BACKFILL_DAYS_PER_POLL]
+        try:
+            history = [(d, self._history((today - d).days, fetched)) for d in days]
+        except DeviceExceptionReply as exc:
+            log.info("%s: %s; no backfill from this meter", self.device_id, exc)
+            self._history_ok = False
+            self._covered = epoch
+            return None
+        except (SkTimeout, m.PropertyError) as exc:
+            log.info("%s: history 1 unavailable (%s); backfill later", self.device_id, exc)
+            self._backfill_due = epoch + HISTORY_RETRY_S
+            return None
+        now_total = counter.last + counter.wraps * scale.modulus
+        readings = m.history_readings(history, counter.last, now_total, scale.modulus, before)
+        done = days[-1] == today
+        rows: list[tuple[float, str, float]] = []
+        for r in readings:
+            at = m.slot_epoch(r.day, r.slot, self.tz)
+            if not covered < at < epoch:
+                continue
+            rows.append((at, "historical_timestamp", at))
+            rows.append((at, "historical_cumulative_power_kwh", scale.kwh(r.total)))
+            if r.consumed is not None:
+                rows.append((at, "recent_30min_timestamp", at))
+                rows.append((at, "recent_30min_consumption_kwh", scale.kwh(r.consumed)))
+        end = m.slot_ordinal(days[-1], m.SLOTS_PER_DAY - 1)
+        self._read_through = next((r for r in readings if r.ordinal == end), None)
+        self._covered = epoch if done else m.slot_epoch(days[-1], m.SLOTS_PER_DAY - 1, self.tz)
+        log.info(
+            "%s: backfilled %d half-hour slots of %s to %s",
+            self.device_id,
+            len({at for at, _, _ in rows}),
+            days[0],
+            days[-1],
+        )
+        return pa.table(
+            {
+                "ts": [datetime.fromtimestamp(at, UTC) for at, _, _ in rows],
+                "metric": [name for _, name, _ in rows],
+                "value": [value for _, _, value in rows],
+            },
+            schema=BACKFILL_SCHEMA,
+        )
+
+    def _maybe_refresh_history(self, now: datetime, fetched: dict[int, list[int | None]]) -> None:
         """Fetch E2 once per half hour (two extra round trips), when a new slot should exist."""
         if not self._history_ok:
             return
-        now = self._now()
         epoch = now.timestamp()
         if epoch < self._history_due:
             return
         scale = self._scale
         assert scale is not None
         try:
-            today = self._fetch_history(0)
+            today = self._history(0, fetched)
             newest = m.newest_slot(today)
-            yesterday = self._fetch_history(1) if newest == 0 else None
+            yesterday = self._history(1, fetched) if newest == 0 else None
         except DeviceExceptionReply as exc:
             log.info("%s: %s; no 30-minute history from this meter", self.device_id, exc)
             self._history_ok = False

@@ -254,3 +254,53 @@ def half_hour_consumption(
     if value is None or previous is None:
         return None
     return slot, (value - previous) % modulus
+
+
+@dataclass(frozen=True, slots=True)
+class SlotReading:
+    """One history slot: the unwrapped count, and what was consumed since the slot before."""
+
+    day: date
+    slot: int
+    total: int
+    consumed: int | None
+
+    @property
+    def ordinal(self) -> int:
+        return slot_ordinal(self.day, self.slot)
+
+
+def slot_ordinal(day: date, slot: int) -> int:
+    """Consecutive slots have consecutive ordinals, across midnight and DST days alike."""
+    return day.toordinal() * SLOTS_PER_DAY + slot
+
+
+def history_readings(
+    days: Sequence[tuple[date, Sequence[int | None]]],
+    now_raw: int,
+    now_total: int,
+    modulus: int,
+    before: SlotReading | None = None,
+) -> list[SlotReading]:
+    """Unwrapped readings of consecutive history days (oldest first), no-data slots skipped.
+
+    A past count is unwrapped against the current reading (`now_raw`, unwrapped `now_total`):
+    what was consumed since is (now_raw - raw) mod 10^D7, so a wrap in between is accounted
+    for. `consumed` needs the slot just before, which may be `before` (the last slot read by
+    an earlier call) for the first slot.
+    """
+    readings: list[SlotReading] = []
+    previous = before
+    for day, slots in days:
+        for slot, raw in enumerate(slots):
+            if raw is None:
+                continue
+            total = now_total - (now_raw - raw) % modulus
+            consumed = (
+                total - previous.total
+                if previous is not None and previous.ordinal + 1 == slot_ordinal(day, slot)
+                else None
+            )
+            previous = SlotReading(day, slot, total, consumed)
+            readings.append(previous)
+    return readings
