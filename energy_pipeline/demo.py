@@ -387,8 +387,9 @@ def _headless_pipeline(config: Config, started: datetime, out: TextIO) -> int:
     instance = dg.DagsterInstance.ephemeral()
     tz = ZoneInfo(config.site.timezone)
     # The collector has stopped and sealed everything it acknowledged, so every complete
-    # minute since it started is final: one range run, as the sensor would request it.
-    first = max(floor_minute(started), minute_window_start(config, now))
+    # minute is final: one range run, as the sensor would request it, over the last hour of
+    # history and the live minutes (a slow start may leave the live minutes nearly empty).
+    first = max(floor_minute(started) - timedelta(hours=1), minute_window_start(config, now))
     last = floor_minute(now) - timedelta(minutes=1)
     if last >= first:
         parts = defs.resolve_assets_def("minute_readings").partitions_def
