@@ -3,7 +3,8 @@
 `device_model` binds a profile's points to a device model (three-phase analyser, heat pump,
 MUST UPS or inverter) by point name; points no model knows get a plausible generic value. The
 values a model reports are quantised exactly as the registers hold them, so `values_at(ts)` is
-what a driver polling at `ts` decodes — `simulate-history` and a live poll agree.
+what a driver polling at `ts` decodes — `simulate-history` and a live poll agree. Models compute
+arrays of instants (`values_between`, a day in one numpy pass); `values_at` is its one-instant case.
 
 `start` serves the devices: one pymodbus server per TCP host:port and one per serial port
 (a pty symlinked at the configured `serial_port`), each answering every unit id configured on
