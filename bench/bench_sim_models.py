@@ -125,12 +125,10 @@ def main() -> None:
     )
     for dev in config.devices:
         model = device_model(dev, config)
-        model.values_at(T0)
+        points = str(len(model.values_at(T0)))
         slow = rate(per_instant, model, args.instants, dev.interval, args.rounds)
-        points = "-"
         codec = fast = ratio = "-"
         if isinstance(model, ProfileModel):
-            points = str(len(model.names))
             codec = f"{rate(per_point, model, args.instants, dev.interval, args.rounds):.0f}"
         if isinstance(model, ArrayDeviceModel):
             day = int(86_400 / dev.interval)

@@ -1,4 +1,5 @@
-"""`values_between`: a day of a Modbus model in one array call, equal to `values_at` per instant.
+"""`values_between`: a day of a Modbus or Luxtronik model in one array call, equal to
+`values_at` per instant.
 
 Equality is to the bit, not approximate: `simulate-history` and a live poll of the simulator
 must report the same numbers. Instants are drawn across the years, on the site's DST days, and
@@ -46,6 +47,10 @@ DEVICES = """
   - {id: acme, driver: modbus, profile: meter.yaml,
      connection: {transport: tcp, host: 127.0.0.1, port: 15030}}
   - {id: luxnet, driver: luxtronik, connection: {host: 127.0.0.1, port: 18889}}
+  - id: meter1
+    driver: echonet_broute
+    connection: {serial_port: data/sim/meter1.tty, baudrate: 115200}
+    credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "0123456789AB"}
 """
 
 # Europe/Berlin's DST days and an ordinary winter day, each from 00:00 UTC.
@@ -54,7 +59,7 @@ DAYS = [
     datetime(2026, 10, 25, tzinfo=UTC),
     datetime(2026, 1, 14, tzinfo=UTC),
 ]
-MODBUS = ("umg509", "hp", "lux", "ups1", "pv", "acme")
+ARRAY_MODELS = ("umg509", "hp", "lux", "ups1", "pv", "acme", "luxnet")
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +70,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {d.id: device_model(d, config) for d in config.devices}
 
 
-def per_instant(model: ProfileModel, epoch_s: np.ndarray) -> np.ndarray:
+def per_instant(model: ArrayDeviceModel, epoch_s: np.ndarray) -> np.ndarray:
     rows = [model.values_at(datetime.fromtimestamp(t, UTC)) for t in epoch_s.tolist()]
-    return np.array([[row[n] for n in model.names] for row in rows])
+    names = tuple(rows[0])
+    assert all(tuple(row) == names for row in rows)
+    return np.array([list(row.values()) for row in rows])
 
 
 def boundary_instants() -> np.ndarray:
@@ -80,9 +87,9 @@ def boundary_instants() -> np.ndarray:
     return np.array(edges)
 
 
-def assert_rows_equal(model: ProfileModel, epoch_s: np.ndarray) -> None:
+def assert_rows_equal(model: ArrayDeviceModel, epoch_s: np.ndarray) -> None:
     names, matrix = model.values_between(epoch_s)
-    assert names == model.names
+    assert names == tuple(model.values_at(datetime.fromtimestamp(float(epoch_s[0]), UTC)))
     expected = per_instant(model, epoch_s)
     mismatch = np.argwhere(matrix != expected)
     assert mismatch.size == 0, [
@@ -90,14 +97,14 @@ def assert_rows_equal(model: ProfileModel, epoch_s: np.ndarray) -> None:
     ]
 
 
-@pytest.mark.parametrize("device_id", MODBUS)
+@pytest.mark.parametrize("device_id", ARRAY_MODELS)
 def test_vectorised_rows_equal_values_at_on_boundaries_and_dst_days(site, device_id) -> None:
     model = site[device_id]
     assert isinstance(model, ArrayDeviceModel)
     assert_rows_equal(model, boundary_instants())
 
 
-@pytest.mark.parametrize("device_id", MODBUS)
+@pytest.mark.parametrize("device_id", ARRAY_MODELS)
 @settings(max_examples=15, deadline=None)
 @given(
     micros=st.lists(
@@ -114,17 +121,22 @@ def test_vectorised_rows_equal_values_at_at_random_instants(site, device_id, mic
     assert_rows_equal(site[device_id], epoch_s)
 
 
-@pytest.mark.parametrize("device_id", MODBUS)
+@pytest.mark.parametrize("device_id", ARRAY_MODELS)
 def test_a_whole_day_at_poll_interval_equals_values_at(site, device_id) -> None:
     """The history's own case: one call per device-day, instants on the poll grid."""
     day = DAYS[0]
     assert_rows_equal(site[device_id], instants(day, day + timedelta(days=1), 15))
 
 
-@pytest.mark.parametrize("device_id", MODBUS)
+@pytest.mark.parametrize("device_id", ARRAY_MODELS)
 def test_counters_only_grow_across_day_chunks(site, device_id) -> None:
     model = site[device_id]
-    counters = [i for i, p in enumerate(model.points) if p.kind == "counter"]
+    names = model.values_between(np.array([DAYS[1].timestamp()]))[0]
+    if isinstance(model, ProfileModel):
+        counters = [i for i, p in enumerate(model.points) if p.kind == "counter"]
+    else:  # Luxtronik: operating hours, compressor starts, heat quantities
+        heat = ("ID_WEB_WMZ_Heizung", "ID_WEB_WMZ_Brauchwasser", "ID_WEB_WMZ_Seit")
+        counters = [i for i, n in enumerate(names) if n.startswith("ID_WEB_Zaehler") or n in heat]
     assert counters or device_id in ("ups1", "pv")
     chunks = [
         model.values_between(instants(day, day + timedelta(days=1), 30))[1]
@@ -142,10 +154,10 @@ def test_history_uses_the_array_path_and_falls_back_per_instant(site) -> None:
     model = site["umg509"]
     names, matrix = model_matrix(model, ts)
     np.testing.assert_array_equal(matrix, per_instant(model, ts))
-    lux = site["luxnet"]
-    assert not isinstance(lux, ArrayDeviceModel)
-    names, matrix = model_matrix(lux, ts)
-    first = lux.values_at(datetime.fromtimestamp(float(ts[0]), UTC))
+    meter = site["meter1"]
+    assert not isinstance(meter, ArrayDeviceModel)
+    names, matrix = model_matrix(meter, ts)
+    first = meter.values_at(datetime.fromtimestamp(float(ts[0]), UTC))
     assert names == tuple(first) and matrix.shape == (len(ts), len(first))
     np.testing.assert_array_equal(matrix[0], np.array(list(first.values())))
 
