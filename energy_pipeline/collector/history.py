@@ -2,8 +2,9 @@
 the same lake writer as live data under its own collector id, so the pipeline and the demo have
 history to work on from the first minute.
 
-Per device and day the model is asked once per sample instant (its API is per instant); the
-long table is then built with array operations (repeat, tile, a NaN mask), never row by row.
+Per device and day a model that has `values_between` computes the whole day's instants in one
+array call (the Modbus models: ~2 ms an instant one by one); others are asked once per instant.
+The long table is then built with array operations (repeat, tile, a NaN mask), never row by row.
 Files hold an hour each (a day of minute files per table would be 1,440 small files); re-running
 rewrites the same files, so it is idempotent.
 """
@@ -67,7 +68,12 @@ def earliest_other_minute(data_dir: Path, collector_id: str) -> datetime | None:
 
 
 def model_matrix(model: object, ts: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-    """(metric names, values of shape len(ts) x len(names)) from `model.values_at`."""
+    """(metric names, values of shape len(ts) x len(names)): from `model.values_between` in one
+    call where the model has it, else from `model.values_at` per instant."""
+    from energy_pipeline.simulators import ArrayDeviceModel
+
+    if isinstance(model, ArrayDeviceModel):
+        return model.values_between(ts)
     rows = [model.values_at(datetime.fromtimestamp(t, tz=UTC)) for t in ts.tolist()]  # type: ignore[attr-defined]
     if not rows:
         return (), np.empty((0, 0))

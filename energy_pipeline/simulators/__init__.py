@@ -13,7 +13,9 @@ import importlib
 from collections.abc import Sequence
 from datetime import datetime
 from types import ModuleType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from energy_pipeline.config import Config, Device
 
@@ -29,6 +31,18 @@ class DeviceModel(Protocol):
     """
 
     def values_at(self, ts: datetime) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class ArrayDeviceModel(DeviceModel, Protocol):
+    """A model that also computes many instants in one array call (what `simulate-history`
+    wants: a day of a Modbus model costs milliseconds instead of seconds).
+
+    `values_between(epoch_s)` returns (names, values of shape instants x names) for Unix
+    instants; row i equals `values_at` at that instant, to the bit.
+    """
+
+    def values_between(self, epoch_s: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]: ...
 
 
 _MODULES = {"modbus": "modbus", "luxtronik": "luxtronik", "echonet_broute": "echonet"}

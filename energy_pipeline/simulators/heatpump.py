@@ -17,7 +17,7 @@ import numpy as np
 
 from energy_pipeline.profiles.model import Point
 from energy_pipeline.simulators.ledger import CycleLedger
-from energy_pipeline.simulators.points import Quantity
+from energy_pipeline.simulators.points import Quantities
 from energy_pipeline.simulators.site import SiteWeather, standard_offset_s, temperature_curve
 
 _HEATING_LIMIT_C = 16.0
@@ -62,57 +62,72 @@ class HeatPump:
         levels[:, _TH_DHW] = levels[:, _EL_DHW] * cop
         return duty, levels
 
-    def _flow_target(self, outdoor: float) -> float:
-        return float(np.clip(22.0 + 0.55 * (20.0 - outdoor), 25.0, 50.0))
+    def _flow_target(self, outdoor: np.ndarray) -> np.ndarray:
+        return np.clip(22.0 + 0.55 * (20.0 - outdoor), 25.0, 50.0)
 
-    def _hot_water(self, t: float, k: int) -> float:
+    def _hot_water(self, t: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Charged to the top by each hot-water run, cooling towards the low mark in between."""
         period, duty = self._period, self._ledger.duty
-        first = max(0, k - int(86_400 / period) - 2)
-        runs = np.flatnonzero(self._ledger.levels[first : k + 1, _EL_DHW] > 0) + first
-        if runs.size == 0:
-            return _DHW_LOW_C
-        last = int(runs[-1])
-        run_start, run_s = last * period, float(duty[last]) * period
-        if t < run_start + run_s:
-            before = self._cooled(run_start, int(runs[-2]) if runs.size > 1 else None)
-            return before + (_DHW_TOP_C - before) * (t - run_start) / run_s
-        return self._cooled(t, last)
+        back = np.arange(int(86_400 / period) + 3)
+        cycles = k[:, None] - back
+        is_run = (cycles >= 0) & (self._ledger.levels[np.maximum(cycles, 0), _EL_DHW] > 0)
+        newest = np.argmax(is_run, axis=1)
+        last = k - newest
+        before_last = is_run & (back > newest[:, None])
+        prev = np.where(before_last.any(axis=1), k - np.argmax(before_last, axis=1), -1)
+        run_start, run_s = last * period, duty[last] * period
+        before = self._cooled(run_start, prev)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            charging = before + (_DHW_TOP_C - before) * (t - run_start) / run_s
+        value = np.where(t < run_start + run_s, charging, self._cooled(t, last))
+        return np.where(is_run.any(axis=1), value, _DHW_LOW_C)
 
-    def _cooled(self, t: float, run: int | None) -> float:
-        """Hot-water temperature at t after `run` (a cycle index) charged it; low if none."""
-        if run is None:
-            return _DHW_LOW_C
-        since = t - (run + float(self._ledger.duty[run])) * self._period
-        return _DHW_LOW_C + (_DHW_TOP_C - _DHW_LOW_C) * math.exp(-since / _DHW_COOLING_S)
+    def _cooled(self, t: np.ndarray, run: np.ndarray) -> np.ndarray:
+        """Hot-water temperature at t after `run` (a cycle index, -1 for none) charged it."""
+        since = t - (run + self._ledger.duty[np.maximum(run, 0)]) * self._period
+        cooled = _DHW_LOW_C + (_DHW_TOP_C - _DHW_LOW_C) * np.exp(-since / _DHW_COOLING_S)
+        return np.where(run >= 0, cooled, _DHW_LOW_C)
 
-    def quantities(self, t: float) -> dict[str, Quantity]:
+    def quantities(self, t: np.ndarray) -> dict[str, Quantities]:
+        """Every quantity at the instants `t` (seconds since EPOCH), one array each."""
         ledger, period = self._ledger, self._period
         k = ledger.index(t)
         start = k * period
-        run_s = float(ledger.duty[k]) * period
+        duty = ledger.duty[k]
+        run_s = duty * period
         into = t - start
         running = into < run_s
         levels = ledger.levels[k]
-        dhw_cycle = levels[_EL_DHW] > 0
-        outdoor = float(self._temp.value(t))
-        day_mean = float(self._temp.integral(t) - self._temp.integral(t - 86_400.0)) / 86_400.0
-        demand = float(self._demand(float(self._temp.value(start))))
-        target = 55.0 if dhw_cycle else self._flow_target(outdoor)
-        idle_level = max(target - 6.0, 24.0) if ledger.duty[k] > 0 else 24.0
-        if running:
-            flow = idle_level + (target + 2.0 - idle_level) * (1 - math.exp(-into / 240.0))
-            spread = 5.0 * (1 - math.exp(-into / 300.0))
-        else:
-            peak = idle_level + (target + 2.0 - idle_level) * (1 - math.exp(-run_s / 240.0))
-            flow = idle_level + (peak - idle_level) * math.exp(-(into - run_s) / 600.0)
-            spread = 0.5 + 4.5 * math.exp(-(into - run_s) / 300.0) if run_s > 0 else 0.5
+        dhw_cycle = levels[:, _EL_DHW] > 0
+        outdoor = np.asarray(self._temp.value(t))
+        day_mean = (
+            np.asarray(self._temp.integral(t)) - np.asarray(self._temp.integral(t - 86_400.0))
+        ) / 86_400.0
+        demand = np.asarray(self._demand(np.asarray(self._temp.value(start))))
+        target = np.where(dhw_cycle, 55.0, self._flow_target(outdoor))
+        idle_level = np.where(duty > 0, np.maximum(target - 6.0, 24.0), 24.0)
+        rise = target + 2.0 - idle_level
+        peak = idle_level + rise * (1 - np.exp(-run_s / 240.0))
+        rested = into - run_s
+        flow = np.where(
+            running,
+            idle_level + rise * (1 - np.exp(-into / 240.0)),
+            idle_level + (peak - idle_level) * np.exp(-np.maximum(rested, 0.0) / 600.0),
+        )
+        spread = np.where(
+            running,
+            5.0 * (1 - np.exp(-into / 300.0)),
+            np.where(run_s > 0, 0.5 + 4.5 * np.exp(-np.maximum(rested, 0.0) / 300.0), 0.5),
+        )
         totals = ledger.totals(t) / 3600.0
-        p_el = float(levels[_EL_HEAT] + levels[_EL_DHW]) if running else 0.0
-        p_th = float(levels[_TH_HEAT] + levels[_TH_DHW]) if running else 0.0
-        mode = ("hot_water" if dhw_cycle else "heating") if running else "off"
+        p_el = np.where(running, levels[:, _EL_HEAT] + levels[:, _EL_DHW], 0.0)
+        p_th = np.where(running, levels[:, _TH_HEAT] + levels[:, _TH_DHW], 0.0)
+        mode = np.where(running, np.where(dhw_cycle, "hot_water", "heating"), "off")
         source_in = 4.0 + 0.15 * day_mean
-        hot_water = self._hot_water(t, k)
+
+        def const(value: float | str) -> np.ndarray:
+            return np.full(t.shape, value)
+
         return {
             "outdoor": outdoor,
             "outdoor_avg": day_mean,
@@ -122,31 +137,31 @@ class HeatPump:
             "return_target": target - 5.0,
             "mixing": flow - 3.0,
             "mixing_target": target - 3.0,
-            "hot_water": hot_water,
-            "hot_water_target": 50.0,
-            "room": 20.8 + 0.4 * math.sin(2 * math.pi * (t % 86_400.0) / 86_400.0),
+            "hot_water": self._hot_water(t, k),
+            "hot_water_target": const(50.0),
+            "room": 20.8 + 0.4 * np.sin(2 * math.pi * (t % 86_400.0) / 86_400.0),
             "source_in": source_in,
-            "source_out": source_in - (3.0 if running else 0.4),
-            "compressor_hz": 30.0 + 60.0 * demand if running else 0.0,
-            "compressor": "on" if running else "off",
+            "source_out": source_in - np.where(running, 3.0, 0.4),
+            "compressor_hz": np.where(running, 30.0 + 60.0 * demand, 0.0),
+            "compressor": np.where(running, "on", "off"),
             "power_electric": p_el,
             "power_thermal": p_th,
-            "energy_el_total": float(totals[_EL_HEAT] + totals[_EL_DHW]),
-            "energy_el_heating": float(totals[_EL_HEAT]),
-            "energy_el_hot_water": float(totals[_EL_DHW]),
-            "energy_th_total": float(totals[_TH_HEAT] + totals[_TH_DHW]),
-            "energy_th_heating": float(totals[_TH_HEAT]),
-            "energy_th_hot_water": float(totals[_TH_DHW]),
+            "energy_el_total": totals[:, _EL_HEAT] + totals[:, _EL_DHW],
+            "energy_el_heating": totals[:, _EL_HEAT],
+            "energy_el_hot_water": totals[:, _EL_DHW],
+            "energy_th_total": totals[:, _TH_HEAT] + totals[:, _TH_DHW],
+            "energy_th_heating": totals[:, _TH_HEAT],
+            "energy_th_hot_water": totals[:, _TH_DHW],
             "mode": mode,
-            "heating_status": "running" if mode == "heating" else "no_request",
-            "hot_water_status": "running" if mode == "hot_water" else "no_request",
-            "disabled": "disabled",
-            "status_bits": 1.0 if running else 0.0,
-            "zero": 0.0,
-            "heating_setpoint": 35.0,
-            "hot_water_setpoint": 50.0,
-            "degree_minutes": -10.0 - 300.0 * demand * (0.2 if running else 1.0),
-            "heating_curve": 7.0,
+            "heating_status": np.where(mode == "heating", "running", "no_request"),
+            "hot_water_status": np.where(mode == "hot_water", "running", "no_request"),
+            "disabled": const("disabled"),
+            "status_bits": np.where(running, 1.0, 0.0),
+            "zero": const(0.0),
+            "heating_setpoint": const(35.0),
+            "hot_water_setpoint": const(50.0),
+            "degree_minutes": -10.0 - 300.0 * demand * np.where(running, 0.2, 1.0),
+            "heating_curve": const(7.0),
         }
 
 

@@ -4,7 +4,8 @@ Cycle k starts `k * period` seconds after site.EPOCH, runs for `duty[k] * period
 levels (one per channel, e.g. electric and thermal power), then idles. The levels are planned
 from the conditions at the cycle's start, so the total at any instant is the sum of whole cycles
 before it plus the running part of the current one: exact, reproducible, never falling. Cycles
-are planned vectorised in chunks and their prefix sums kept, so a reading costs an index lookup.
+are planned vectorised in chunks and their prefix sums kept, so a reading costs an index lookup
+(for a whole array of instants at once).
 """
 
 from __future__ import annotations
@@ -40,19 +41,17 @@ class CycleLedger:
         per_cycle = levels * (duty * self.period_s)[:, None]
         self._cum = np.vstack([self._cum, self._cum[-1] + np.cumsum(per_cycle, axis=0)])
 
-    def index(self, t: float) -> int:
-        if t < 0:
+    def index(self, t: np.ndarray) -> np.ndarray:
+        """The cycle each instant falls in (cycles planned up to the latest)."""
+        if t.size and float(t.min()) < 0:
             raise ValueError("simulated cycles start at site.EPOCH; no values before it")
-        k = int(t // self.period_s)
-        self._ensure(k)
+        k = (t // self.period_s).astype(np.int64)
+        if k.size:
+            self._ensure(int(k.max()))
         return k
 
-    def running(self, t: float) -> bool:
+    def totals(self, t: np.ndarray) -> np.ndarray:
+        """Integral of each channel's level from EPOCH to each instant (instants x channels)."""
         k = self.index(t)
-        return t - k * self.period_s < self.duty[k] * self.period_s
-
-    def totals(self, t: float) -> np.ndarray:
-        """Integral of each channel's level from EPOCH to t (level x seconds)."""
-        k = self.index(t)
-        ran = min(t - k * self.period_s, self.duty[k] * self.period_s)
-        return self._cum[k] + self.levels[k] * ran
+        ran = np.minimum(t - k * self.period_s, self.duty[k] * self.period_s)
+        return self._cum[k] + self.levels[k] * ran[..., None]

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from energy_pipeline.config import Config, Device, LuxtronikDevice
 from energy_pipeline.drivers.luxtronik import protocol
-from energy_pipeline.drivers.luxtronik.decode import decode
+from energy_pipeline.drivers.luxtronik.decode import decode, decode_values, layout
 from energy_pipeline.drivers.luxtronik.names import Vector, defined_count
 from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.site import (
@@ -157,51 +156,52 @@ class HeatPumpModel:
             np.concatenate((self._plan.heat_w, plan.heat_w)),
         )
 
-    def raw_at(self, ts: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Parameters, calculations and visibilities as the controller would send them."""
-        t = max(0.0, ts.timestamp() - _EPOCH_S)
-        hour = int(t // 3600)
-        self._extend(hour)
-        into_hour = int(t - hour * 3600)
-        cycles_done, in_cycle = divmod(into_hour, CYCLE_S)
-        on_dur = int(self._plan.on_per_cycle[hour])
-        hot_water = bool(self._plan.hot_water[hour])
-        heat_w = int(self._plan.heat_w[hour])
+    def calculations(self, t: np.ndarray) -> np.ndarray:
+        """The calculations vector at instants t (s since EPOCH, clamped at 0): instants x items."""
+        t = np.maximum(t, 0.0)
+        hour = (t // 3600).astype(np.int64)
+        self._extend(int(hour.max(initial=0)))
+        into_hour = (t - hour * 3600).astype(np.int64)
+        cycles_done, in_cycle = np.divmod(into_hour, CYCLE_S)
+        on_dur = self._plan.on_per_cycle[hour]
+        hot_water = self._plan.hot_water[hour]
+        heat_w = self._plan.heat_w[hour]
         running = in_cycle < on_dur
-        on_so_far = cycles_done * on_dur + min(in_cycle, on_dur)
-        starts_so_far = cycles_done + 1 if on_dur else 0
-        on_s, starts, hz_s, bw_s, hz_ws, bw_ws = (int(x) for x in self._sums[hour])
-        hz_s_now = hz_s + (0 if hot_water else on_so_far)
-        bw_s_now = bw_s + (on_so_far if hot_water else 0)
-        hz_ws_now = hz_ws + (0 if hot_water else on_so_far * heat_w)
-        bw_ws_now = bw_ws + (on_so_far * heat_w if hot_water else 0)
+        on_so_far = cycles_done * on_dur + np.minimum(in_cycle, on_dur)
+        starts_so_far = np.where(on_dur > 0, cycles_done + 1, 0)
+        on_s, starts, hz_s, bw_s, hz_ws, bw_ws = self._sums[hour].T
+        hz_s_now = hz_s + np.where(hot_water, 0, on_so_far)
+        bw_s_now = bw_s + np.where(hot_water, on_so_far, 0)
+        hz_ws_now = hz_ws + np.where(hot_water, 0, on_so_far * heat_w)
+        bw_ws_now = bw_ws + np.where(hot_water, on_so_far * heat_w, 0)
 
-        outdoor = float(self._curve.value(t))
-        mean = float(self._curve.integral(t) - self._curve.integral(t - 86400.0)) / 86400.0
-        return_target = min(45.0, max(20.0, 24.0 + 0.56 * (15.0 - mean)))
-        base = DHW_TARGET_C - 8.0 if hot_water else return_target - 1.0
-        if running:
-            ramp = 1.0 - math.exp(-in_cycle / 300.0)
-            ret = base + 2.0 * ramp
-            flow = ret + 5.0 * (1.0 - math.exp(-in_cycle / 120.0))
-            hot_gas = 55.0 + 25.0 * ramp + (10.0 if hot_water else 0.0)
-            source_out = outdoor - 3.5
-        else:
-            idle = in_cycle - on_dur if on_dur else CYCLE_S
-            cool = 1.0 - math.exp(-idle / 900.0)
-            ret = base + 2.0 - 4.0 * cool
-            flow = ret + 0.5
-            hot_gas = outdoor + 15.0 + 60.0 * math.exp(-idle / 600.0)
-            source_out = outdoor - 0.2
-        local_hour = ((int(t) + self._offset_s) // 3600) % 24
-        since_dhw = min((local_hour - h) % 12 for h in DHW_LOCAL_HOURS)
-        if hot_water:
-            tank = 44.0 + (DHW_TARGET_C - 44.0) * into_hour / 3600.0
-        else:
-            tank = max(43.0, DHW_TARGET_C - 0.5 * (since_dhw - 1 + into_hour / 3600.0))
-        mode = MODE_HOT_WATER if hot_water else MODE_HEATING
+        outdoor = np.asarray(self._curve.value(t))
+        mean = (
+            np.asarray(self._curve.integral(t)) - np.asarray(self._curve.integral(t - 86400.0))
+        ) / 86400.0
+        return_target = np.minimum(45.0, np.maximum(20.0, 24.0 + 0.56 * (15.0 - mean)))
+        base = np.where(hot_water, DHW_TARGET_C - 8.0, return_target - 1.0)
+        ramp = 1.0 - np.exp(-in_cycle / 300.0)
+        idle = np.where(on_dur > 0, in_cycle - on_dur, CYCLE_S)
+        cool = 1.0 - np.exp(-np.maximum(idle, 0) / 900.0)
+        ret = np.where(running, base + 2.0 * ramp, base + 2.0 - 4.0 * cool)
+        flow = np.where(running, ret + 5.0 * (1.0 - np.exp(-in_cycle / 120.0)), ret + 0.5)
+        hot_gas = np.where(
+            running,
+            55.0 + 25.0 * ramp + np.where(hot_water, 10.0, 0.0),
+            outdoor + 15.0 + 60.0 * np.exp(-np.maximum(idle, 0) / 600.0),
+        )
+        source_out = outdoor - np.where(running, 3.5, 0.2)
+        local_hour = ((t.astype(np.int64) + self._offset_s) // 3600) % 24
+        since_dhw = np.min([(local_hour - h) % 12 for h in DHW_LOCAL_HOURS], axis=0)
+        tank = np.where(
+            hot_water,
+            44.0 + (DHW_TARGET_C - 44.0) * into_hour / 3600.0,
+            np.maximum(43.0, DHW_TARGET_C - 0.5 * (since_dhw - 1 + into_hour / 3600.0)),
+        )
+        mode = np.where(hot_water, MODE_HOT_WATER, MODE_HEATING)
 
-        c = self._calculations.copy()
+        c = np.repeat(self._calculations[None, :], t.size, axis=0)
         tenths = {
             C_TVL: flow,
             C_TRL: ret,
@@ -210,33 +210,38 @@ class HeatPumpModel:
             C_TA: outdoor,
             C_TA_MEAN: mean,
             C_TBW: tank,
-            C_TBW_SOLL: DHW_TARGET_C,
+            C_TBW_SOLL: np.full(t.shape, DHW_TARGET_C),
             C_TWE: outdoor,
             C_TWA: source_out,
-            C_RFV: 21.0 + 0.5 * math.sin(t / 7200.0),
+            C_RFV: 21.0 + 0.5 * np.sin(t / 7200.0),
         }
         for index, value in tenths.items():
-            c[index] = round(value * 10.0)
-        c[C_ASD] = 1
-        c[C_VD1] = int(running)
-        c[C_HUP] = int(on_dur > 0 and not hot_water)
-        c[C_BUP] = int(hot_water)
-        c[C_VD1_S] = c[C_WP_S] = on_s + on_so_far
-        c[C_VD1_IMP] = starts + starts_so_far
-        c[C_HZ_S] = hz_s_now
-        c[C_BW_S] = bw_s_now
-        c[C_RUN_S] = in_cycle if running else 0
-        c[C_MODE] = mode if on_dur else MODE_NO_REQUEST
-        c[C_NOW] = int(_EPOCH_S + t) + self._offset_s
-        c[C_WMZ_HZ] = hz_ws_now // 360_000
-        c[C_WMZ_BW] = bw_ws_now // 360_000
-        c[C_WMZ_SW] = 0
-        c[C_WMZ_ALL] = (hz_ws_now + bw_ws_now) // 360_000
-        c[C_WMZ_FLOW] = 1100 if running else 0
-        c[C_HD] = round((18.0 + 0.3 * (flow - 30.0)) * 100) if running else 1100
-        c[C_ND] = round((5.5 + 0.1 * outdoor) * 100) if running else 1000
-        c[C_FREQ] = round(30 + 60 * on_dur / CYCLE_S) if running else 0
-        c[C_HEAT_W] = heat_w if running else 0
+            c[:, index] = np.rint(value * 10.0)
+        c[:, C_ASD] = 1
+        c[:, C_VD1] = running
+        c[:, C_HUP] = (on_dur > 0) & ~hot_water
+        c[:, C_BUP] = hot_water
+        c[:, C_VD1_S] = c[:, C_WP_S] = on_s + on_so_far
+        c[:, C_VD1_IMP] = starts + starts_so_far
+        c[:, C_HZ_S] = hz_s_now
+        c[:, C_BW_S] = bw_s_now
+        c[:, C_RUN_S] = np.where(running, in_cycle, 0)
+        c[:, C_MODE] = np.where(on_dur > 0, mode, MODE_NO_REQUEST)
+        c[:, C_NOW] = (_EPOCH_S + t).astype(np.int64) + self._offset_s
+        c[:, C_WMZ_HZ] = hz_ws_now // 360_000
+        c[:, C_WMZ_BW] = bw_ws_now // 360_000
+        c[:, C_WMZ_SW] = 0
+        c[:, C_WMZ_ALL] = (hz_ws_now + bw_ws_now) // 360_000
+        c[:, C_WMZ_FLOW] = np.where(running, 1100, 0)
+        c[:, C_HD] = np.where(running, np.rint((18.0 + 0.3 * (flow - 30.0)) * 100), 1100)
+        c[:, C_ND] = np.where(running, np.rint((5.5 + 0.1 * outdoor) * 100), 1000)
+        c[:, C_FREQ] = np.where(running, np.rint(30 + 60 * on_dur / CYCLE_S), 0)
+        c[:, C_HEAT_W] = np.where(running, heat_w, 0)
+        return c
+
+    def raw_at(self, ts: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Parameters, calculations and visibilities as the controller would send them."""
+        c = self.calculations(np.array([ts.timestamp() - _EPOCH_S]))[0]
         return self._parameters, c, self._visibilities
 
     def values_at(self, ts: datetime) -> dict[str, float]:
@@ -244,6 +249,17 @@ class HeatPumpModel:
         model never produces invalid ones, so every name is present at every instant)."""
         sample = decode(*self.raw_at(ts))
         return dict(zip(sample.names, sample.values.tolist(), strict=True))
+
+    def values_between(self, epoch_s: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        """(names, values instants x names) at Unix instants: `values_at` for a day at once."""
+        c = self.calculations(np.asarray(epoch_s, dtype=np.float64) - _EPOCH_S)
+        p, v = self._parameters, self._visibilities
+        plan = layout(len(p), c.shape[1], len(v))
+        raw = np.empty((c.shape[0], len(p) + c.shape[1] + len(v)), dtype=np.int64)
+        raw[:, : len(p)] = p
+        raw[:, len(p) : len(p) + c.shape[1]] = c
+        raw[:, len(p) + c.shape[1] :] = v
+        return plan.names, decode_values(raw, plan)
 
 
 def _addresses(host: str) -> tuple[str, str, str, str]:

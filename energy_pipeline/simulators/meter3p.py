@@ -9,12 +9,11 @@ reading at any instant is reproducible.
 
 from __future__ import annotations
 
-import cmath
 import math
 
 import numpy as np
 
-from energy_pipeline.simulators.points import Quantity
+from energy_pipeline.simulators.points import Quantities
 from energy_pipeline.simulators.site import SITE_MEAN_W, Curve, SiteWeather, load_curve, noise_curve
 
 PHASES = ("l1", "l2", "l3")
@@ -37,7 +36,7 @@ class ThreePhaseMeter:
         self._frequency_noise = noise_curve(seed + 20, 20.0, 900.0, 0.04)
         self._thd_noise = noise_curve(seed + 21, 600.0, 6 * 3600.0, 0.5)
 
-    def _phase_split(self, total: float, parts: list[float]) -> list[float]:
+    def _phase_split(self, total: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
         d1, d2 = parts
         return [
             self._shares[0] * total + d1,
@@ -45,43 +44,48 @@ class ThreePhaseMeter:
             self._shares[2] * total - d1 - d2,
         ]
 
-    def quantities(self, t: float) -> dict[str, Quantity]:
-        p_total = float(self._load.value(t))
-        e_total = float(self._load.integral(t)) / 3600.0
-        p = self._phase_split(p_total, [float(c.value(t)) for c in self._imbalance])
-        e = self._phase_split(e_total, [float(c.integral(t)) / 3600.0 for c in self._imbalance])
+    def quantities(self, t: np.ndarray) -> dict[str, Quantities]:
+        """Every quantity at the instants `t` (seconds since EPOCH), one array each."""
+        p_total = np.asarray(self._load.value(t))
+        e_total = np.asarray(self._load.integral(t)) / 3600.0
+        p = self._phase_split(p_total, [np.asarray(c.value(t)) for c in self._imbalance])
+        e = self._phase_split(
+            e_total, [np.asarray(c.integral(t)) / 3600.0 for c in self._imbalance]
+        )
         sag = 3.0 * p_total / (2 * self._mean_w)
-        u = [self._nominal_v - sag + float(n.value(t)) for n in self._voltage_noise]
-        q: dict[str, Quantity] = {}
-        neutral = 0j
+        u = [self._nominal_v - sag + np.asarray(n.value(t)) for n in self._voltage_noise]
+        zeros = np.zeros_like(t)
+        q: dict[str, Quantities] = {}
+        neutral = np.zeros_like(t, dtype=np.complex128)
         for i, ph in enumerate(PHASES):
             cos_phi, tan_phi = float(self._cos_phi[i]), float(self._tan_phi[i])
             s = p[i] / cos_phi
             current = s / u[i]
-            neutral += cmath.rect(current, _PHASE_ANGLE[i] - math.acos(cos_phi))
+            neutral = neutral + current * np.exp(1j * (_PHASE_ANGLE[i] - math.acos(cos_phi)))
             q[f"voltage_{ph}_n"] = u[i]
             q[f"current_{ph}"] = current
             q[f"power_active_{ph}"] = p[i]
             q[f"power_apparent_{ph}"] = s
             q[f"power_reactive_{ph}"] = p[i] * tan_phi
-            q[f"cos_phi_{ph}"] = cos_phi
+            q[f"cos_phi_{ph}"] = np.full_like(t, cos_phi)
             q[f"energy_active_{ph}"] = e[i]
             q[f"energy_active_import_{ph}"] = e[i]
-            q[f"energy_active_export_{ph}"] = 0.0
+            q[f"energy_active_export_{ph}"] = zeros
             q[f"energy_apparent_{ph}"] = e[i] / cos_phi
             q[f"energy_reactive_{ph}"] = e[i] * tan_phi
             q[f"energy_reactive_inductive_{ph}"] = e[i] * tan_phi
-            q[f"energy_reactive_capacitive_{ph}"] = 0.0
-            q[f"thd_voltage_{ph}_n"] = 1.8 + 0.6 * float(self._thd_noise.value(t + 1000 * i))
+            q[f"energy_reactive_capacitive_{ph}"] = zeros
+            q[f"thd_voltage_{ph}_n"] = 1.8 + 0.6 * np.asarray(self._thd_noise.value(t + 1000 * i))
             # Harmonic share of the current is highest when the load is light.
             q[f"thd_current_{ph}"] = 4.0 + 10.0 * self._mean_w / (p_total + self._mean_w)
         for i, j in ((0, 1), (1, 2), (2, 0)):
             # Phasors 120° apart: |Ua - Ub|² = Ua² + Ub² + Ua·Ub.
-            q[f"voltage_{PHASES[i]}_{PHASES[j]}"] = math.sqrt(u[i] ** 2 + u[j] ** 2 + u[i] * u[j])
-        q["current_neutral"] = abs(neutral)
-        for kind in ("power_active", "power_apparent", "power_reactive"):
-            q[f"{kind}_total"] = sum(float(q[f"{kind}_{ph}"]) for ph in PHASES)
+            q[f"voltage_{PHASES[i]}_{PHASES[j]}"] = np.sqrt(u[i] ** 2 + u[j] ** 2 + u[i] * u[j])
+        q["current_neutral"] = np.abs(neutral)
         for kind in (
+            "power_active",
+            "power_apparent",
+            "power_reactive",
             "energy_active",
             "energy_active_import",
             "energy_active_export",
@@ -90,7 +94,7 @@ class ThreePhaseMeter:
             "energy_reactive_inductive",
             "energy_reactive_capacitive",
         ):
-            q[f"{kind}_total"] = sum(float(q[f"{kind}_{ph}"]) for ph in PHASES)
-        q["frequency"] = 50.0 + float(self._frequency_noise.value(t))
-        q["rotation_field"] = 1.0
+            q[f"{kind}_total"] = q[f"{kind}_l1"] + q[f"{kind}_l2"] + q[f"{kind}_l3"]
+        q["frequency"] = 50.0 + np.asarray(self._frequency_noise.value(t))
+        q["rotation_field"] = np.ones_like(t)
         return q

@@ -3,7 +3,8 @@
 `device_model` binds a profile's points to a device model (three-phase analyser, heat pump,
 MUST UPS or inverter) by point name; points no model knows get a plausible generic value. The
 values a model reports are quantised exactly as the registers hold them, so `values_at(ts)` is
-what a driver polling at `ts` decodes — `simulate-history` and a live poll agree.
+what a driver polling at `ts` decodes — `simulate-history` and a live poll agree. Models compute
+arrays of instants (`values_between`, a day in one numpy pass); `values_at` is its one-instant case.
 
 `start` serves the devices: one pymodbus server per TCP host:port and one per serial port
 (a pty symlinked at the configured `serial_port`), each answering every unit id configured on
@@ -36,10 +37,11 @@ from energy_pipeline.simulators import SimulatorError, heatpump
 from energy_pipeline.simulators.heatpump import HeatPump
 from energy_pipeline.simulators.meter3p import ThreePhaseMeter
 from energy_pipeline.simulators.must import Ep20Ups, Pv1800
-from energy_pipeline.simulators.points import GenericPoint, Quantity, resolve
+from energy_pipeline.simulators.points import GenericPoint, Quantities, resolve
 from energy_pipeline.simulators.quantize import Quantizer
 from energy_pipeline.simulators.serial_pty import Pty, PtyBridge, link, unlink
 from energy_pipeline.simulators.site import (
+    EPOCH,
     SiteWeather,
     load_curve,
     seconds_since_epoch,
@@ -51,10 +53,11 @@ _READ_TYPE: dict[int, RegisterType] = {1: "coil", 2: "discrete", 3: "holding", 4
 _TYPE_ORDER: tuple[RegisterType, ...] = ("coil", "discrete", "holding", "input")
 _DEFAULT_TEXT = "SIM-1.0"
 _TEXTS = {"machine_type_prefix": "PV", "firmware": "V3.91.0"}
+_EPOCH_S = EPOCH.timestamp()
 
 
 class Source(Protocol):
-    def quantities(self, t: float) -> dict[str, Quantity]: ...
+    def quantities(self, t: np.ndarray) -> dict[str, Quantities]: ...
 
 
 def _source(profile: Profile, weather: SiteWeather, seed: int) -> tuple[Source | None, bool]:
@@ -96,28 +99,40 @@ class ProfileModel:
         self._memo: tuple[float, np.ndarray] | None = None
         self._words_memo: tuple[float, dict[str, list[int]]] | None = None
 
-    def _raw(self, t: float) -> np.ndarray:
+    def _raw(self, t: np.ndarray) -> np.ndarray:
+        """Unrounded values, instants x points: the one definition of the device's physics."""
         quantities = self._source.quantities(t) if self._source is not None else {}
-        raw = np.empty(len(self.names))
+        raw = np.empty((t.size, len(self.names)))
         for i, (point, key) in enumerate(zip(self.points, self._keys, strict=True)):
             quantity = quantities.get(key) if key is not None else None
-            raw[i] = resolve(quantity, point) if quantity is not None else self._generic[i].value(t)
+            raw[:, i] = (
+                resolve(quantity, point) if quantity is not None else self._generic[i].value(t)
+            )
         return raw
 
     def _values(self, t: float) -> np.ndarray:
         if self._memo is not None and self._memo[0] == t:
             return self._memo[1]
-        values = self._quantize(self._raw(t))
+        values = self._quantize(self._raw(np.array([t])))[0]
         self._memo = (t, values)
         return values
 
     def unrounded_at(self, ts: datetime) -> np.ndarray:
         """The model's values in `names` order before register rounding (for benchmarks)."""
-        return self._raw(seconds_since_epoch(ts))
+        return self._raw(np.array([seconds_since_epoch(ts)]))[0]
 
     def values_at(self, ts: datetime) -> dict[str, float]:
         """Engineering values at `ts` exactly as a driver decodes them (strings excluded)."""
         return dict(zip(self.names, self._values(seconds_since_epoch(ts)).tolist(), strict=True))
+
+    def values_between(self, epoch_s: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        """(names, values of shape instants x names) at Unix instants `epoch_s`, in one go.
+
+        Row i equals `values_at` at `epoch_s[i]`: both run the same array code, `values_at`
+        with a single instant.
+        """
+        t = np.asarray(epoch_s, dtype=np.float64) - _EPOCH_S
+        return self.names, self._quantize(self._raw(t))
 
     def words_at(self, ts: datetime) -> dict[str, list[int]]:
         """Register words (bits for coils/discrete) of every point at `ts`."""

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from energy_pipeline.simulators.points import Quantity
+from energy_pipeline.simulators.points import Quantities
 from energy_pipeline.simulators.site import (
     SITE_MEAN_W,
     SiteWeather,
@@ -51,80 +51,97 @@ class Ep20Ups:
         start = hour * _HOUR + rng.uniform(0, 15 * 60)
         return start, start + rng.uniform(60, 7 * 60)
 
-    def _level(self, t: float) -> tuple[float, bool, bool]:
-        """(state of charge %, on battery, charging) at t."""
-        hour = int(t // _HOUR)
-        event = self.outage(hour)
-        if event is None or t < event[0]:
-            return 100.0, False, False
-        start, end = event
+    def _level(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(state of charge %, on battery, charging) at the instants t."""
+        hour = t // _HOUR
+        hours, inverse = np.unique(hour, return_inverse=True)
+        events = [self.outage(int(h)) or (math.inf, math.inf) for h in hours.tolist()]
+        start, end = (
+            np.array(column)[inverse.reshape(t.shape)] for column in zip(*events, strict=True)
+        )
+        struck = np.isfinite(start)
+        start_s = np.where(struck, start, t)
+        end_s = np.where(struck, end, t)
+        base = np.asarray(self._load.integral(start_s))
 
-        def drawn_pct(until: float) -> float:
-            wh = float(self._load.integral(until) - self._load.integral(start)) / 3600.0
+        def drawn_pct(until: np.ndarray) -> np.ndarray:
+            wh = (np.asarray(self._load.integral(until)) - base) / 3600.0
             return 100.0 * wh / (self.INVERTER_EFFICIENCY * self.BATTERY_WH)
 
-        if t < end:
-            return 100.0 - drawn_pct(t), True, False
-        deficit = drawn_pct(end)
+        on_battery = (t >= start) & (t < end)
+        deficit = drawn_pct(end_s)
         # Charge fast enough to be full two minutes before the hour ends.
-        rate = max(self.MIN_CHARGE_PCT_PER_S, deficit / ((hour + 1) * _HOUR - 120.0 - end))
-        level = min(100.0, 100.0 - deficit + rate * (t - end))
-        return level, False, level < 100.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.maximum(
+                self.MIN_CHARGE_PCT_PER_S, deficit / ((hour + 1) * _HOUR - 120.0 - end_s)
+            )
+        recharged = np.minimum(100.0, 100.0 - deficit + rate * (t - end_s))
+        after = t >= end
+        level = np.where(t < start, 100.0, np.where(on_battery, 100.0 - drawn_pct(t), recharged))
+        return level, on_battery, after & (level < 100.0)
 
-    def quantities(self, t: float) -> dict[str, Quantity]:
+    def quantities(self, t: np.ndarray) -> dict[str, Quantities]:
+        """Every quantity at the instants `t` (seconds since EPOCH), one array each."""
         soc, on_battery, charging = self._level(t)
-        load_w = float(self._load.value(t))
+        load_w = np.asarray(self._load.value(t))
         apparent = load_w / 0.66
-        grid_v = 0.0 if on_battery else 229.0 + float(self._grid_noise.value(t))
-        if on_battery:
-            battery_v = 11.4 + 1.3 * soc / 100.0 - 0.004 * load_w / 10
-            battery_a = -load_w / (self.INVERTER_EFFICIENCY * battery_v)
-            output_v = 220.9
-        else:
-            battery_v = 13.7 if charging else 13.5
-            battery_a = 9.0 if charging else 0.3
-            # The AVR keeps the output near 220-230 V whatever the grid does.
-            output_v = min(max(grid_v, 219.0), 231.0)
-        if grid_v > 240.0:
-            avr = "step_down"
-        elif 0 < grid_v < 215.0:
-            avr = "boost"
-        else:
-            avr = "bypass"
-        if soc >= 100.0:
-            charge_state = "float"
-        else:
-            charge_state = "constant_current" if soc < 90.0 else "constant_voltage"
+        grid_v = np.where(on_battery, 0.0, 229.0 + np.asarray(self._grid_noise.value(t)))
+        battery_v = np.where(
+            on_battery,
+            11.4 + 1.3 * soc / 100.0 - 0.004 * load_w / 10,
+            np.where(charging, 13.7, 13.5),
+        )
+        battery_a = np.where(
+            on_battery,
+            -load_w / (self.INVERTER_EFFICIENCY * battery_v),
+            np.where(charging, 9.0, 0.3),
+        )
+        # The AVR keeps the output near 220-230 V whatever the grid does.
+        output_v = np.where(on_battery, 220.9, np.minimum(np.maximum(grid_v, 219.0), 231.0))
+        avr = np.where(
+            grid_v > 240.0,
+            "step_down",
+            np.where((grid_v > 0) & (grid_v < 215.0), "boost", "bypass"),
+        )
+        charge_state = np.where(
+            soc >= 100.0,
+            "float",
+            np.where(soc < 90.0, "constant_current", "constant_voltage"),
+        )
+
+        def const(value: float | str) -> np.ndarray:
+            return np.full(t.shape, value)
+
         return {
-            "machine_type": 2.0,
-            "software_version": 36402.0,
-            "status": "backup" if on_battery else "line",
-            "battery_class": self.BATTERY_V,
-            "rated_power": self.RATED_W,
+            "machine_type": const(2.0),
+            "software_version": const(36402.0),
+            "status": np.where(on_battery, "backup", "line"),
+            "battery_class": const(self.BATTERY_V),
+            "rated_power": const(self.RATED_W),
             "input_voltage": grid_v,
-            "input_frequency": 0.0 if on_battery else 50.0,
+            "input_frequency": np.where(on_battery, 0.0, 50.0),
             "output_voltage": output_v,
-            "frequency": 50.0,
+            "frequency": const(50.0),
             "load_current": apparent / output_v,
             "load_power": load_w,
             "load_apparent_power": apparent,
             "load_percent": 100.0 * load_w / self.RATED_W,
-            "load_state": "normal" if load_w < 0.8 * self.RATED_W else "alarm",
+            "load_state": np.where(load_w < 0.8 * self.RATED_W, "normal", "alarm"),
             "battery_voltage": battery_v,
             "battery_current": battery_a,
             "battery_level": soc,
             "temperature": 29.0
             + 8.0 * load_w / self.RATED_W
-            + (4.0 if on_battery else 0.0)
-            + float(self._temp_noise.value(t)),
+            + np.where(on_battery, 4.0, 0.0)
+            + np.asarray(self._temp_noise.value(t)),
             "avr_state": avr,
-            "buzzer_state": 1.0 if on_battery else 0.0,
-            "fault_code": 0.0,
-            "alarm_code": 0.0,
+            "buzzer_state": np.where(on_battery, 1.0, 0.0),
+            "fault_code": const(0.0),
+            "alarm_code": const(0.0),
             "charge_state": charge_state,
-            "charging": "charging" if charging else "not_charging",
-            "main_switch": "on",
-            "delay_type": 1.0,
+            "charging": np.where(charging, "charging", "not_charging"),
+            "main_switch": const("on"),
+            "delay_type": const(1.0),
         }
 
 
@@ -139,52 +156,59 @@ class Pv1800:
         self._clouds = noise_curve(stable_seed(str(weather.seed), "clouds"), 600.0, 6 * _HOUR, 1.0)
         self._noise = noise_curve(seed + 1, 60.0, 2 * _HOUR, 1.0)
 
-    def sun(self, t: float) -> float:
+    def sun(self, t: np.ndarray) -> np.ndarray:
         """Clear-sky fraction of the PV peak: a day arc whose length follows the season."""
         local_h = ((t + self._offset_s) / _HOUR) % 24.0
         day_of_year = (t / 86_400.0) % 365.2425
-        day_length = 12.0 + 4.0 * math.cos(2 * math.pi * (day_of_year - 172) / 365.2425)
+        day_length = 12.0 + 4.0 * np.cos(2 * math.pi * (day_of_year - 172) / 365.2425)
         x = (local_h - (12.5 - day_length / 2)) / day_length
-        if not 0.0 < x < 1.0:
-            return 0.0
-        return math.sin(math.pi * x) ** 1.5 * (0.65 + 0.35 * day_length / 16.0)
+        arc = np.sin(math.pi * np.clip(x, 0.0, 1.0)) ** 1.5 * (0.65 + 0.35 * day_length / 16.0)
+        return np.where((x > 0.0) & (x < 1.0), arc, 0.0)
 
-    def quantities(self, t: float) -> dict[str, Quantity]:
-        cloud = 0.6 + 0.4 * float(self._clouds.value(t))
-        pv_w = self.PV_PEAK_W * self.sun(t) * min(cloud, 1.0)
-        load_w = float(self._load.value(t))
-        inverter_w = min(load_w, 0.9 * pv_w)
+    def quantities(self, t: np.ndarray) -> dict[str, Quantities]:
+        """Every quantity at the instants `t` (seconds since EPOCH), one array each."""
+        sun = self.sun(t)
+        cloud = 0.6 + 0.4 * np.asarray(self._clouds.value(t))
+        pv_w = self.PV_PEAK_W * sun * np.minimum(cloud, 1.0)
+        load_w = np.asarray(self._load.value(t))
+        inverter_w = np.minimum(load_w, 0.9 * pv_w)
         grid_w = load_w - inverter_w
         battery_w = 0.95 * pv_w - inverter_w
-        battery_v = 52.0 + (1.2 if battery_w > 0 else -0.6) + 0.2 * float(self._noise.value(t))
-        grid_v = 230.0 + 2.0 * float(self._noise.value(t + 500.0))
+        battery_v = (
+            52.0 + np.where(battery_w > 0, 1.2, -0.6) + 0.2 * np.asarray(self._noise.value(t))
+        )
+        grid_v = 230.0 + 2.0 * np.asarray(self._noise.value(t + 500.0))
         output_v = 230.0
+
+        def const(value: float | str) -> np.ndarray:
+            return np.full(t.shape, value)
+
         return {
-            "charger_workstate": "work",
-            "mppt_state": "mppt" if pv_w > 0 else "stop",
-            "charging_state": "absorb" if battery_w > 0 else "stop",
-            "pv_voltage": 96.0 + 8.0 * self.sun(t) if pv_w > 0 else 0.0,
+            "charger_workstate": const("work"),
+            "mppt_state": np.where(pv_w > 0, "mppt", "stop"),
+            "charging_state": np.where(battery_w > 0, "absorb", "stop"),
+            "pv_voltage": np.where(pv_w > 0, 96.0 + 8.0 * sun, 0.0),
             "charger_battery_voltage": battery_v,
             "charger_current": pv_w / battery_v,
             "pv_power": pv_w,
             "charger_radiator_temperature": 30.0 + 15.0 * pv_w / self.PV_PEAK_W,
-            "external_temperature": 25.0,
-            "charger_error_bits": 0.0,
-            "charger_warning_bits": 0.0,
-            "battery_voltage_grade": 48.0,
-            "charger_rated_current": 60.0,
-            "machine_type_number": 1800.0,
-            "serial_number": 20240917.0,
-            "hardware_version": 10203.0,
-            "software_version": 10512.0,
-            "status": "grid_tie",
-            "ac_voltage_grade": 230.0,
-            "rated_apparent_power": self.RATED_W,
+            "external_temperature": const(25.0),
+            "charger_error_bits": const(0.0),
+            "charger_warning_bits": const(0.0),
+            "battery_voltage_grade": const(48.0),
+            "charger_rated_current": const(60.0),
+            "machine_type_number": const(1800.0),
+            "serial_number": const(20240917.0),
+            "hardware_version": const(10203.0),
+            "software_version": const(10512.0),
+            "status": const("grid_tie"),
+            "ac_voltage_grade": const(230.0),
+            "rated_apparent_power": const(self.RATED_W),
             "battery_voltage": battery_v,
-            "output_voltage": output_v,
+            "output_voltage": const(output_v),
             "input_voltage": grid_v,
-            "bus_voltage": 380.0,
-            "control_current": 0.2,
+            "bus_voltage": const(380.0),
+            "control_current": const(0.2),
             "inverter_current": inverter_w / output_v,
             "grid_current": grid_w / grid_v,
             "load_current": load_w / output_v,
@@ -198,12 +222,12 @@ class Pv1800:
             "inverter_reactive_power": inverter_w * 0.33,
             "grid_reactive_power": grid_w * 0.33,
             "load_reactive_power": load_w * 0.33,
-            "frequency": 50.0,
-            "input_frequency": 50.0 + 0.03 * float(self._noise.value(t + 900.0)),
+            "frequency": const(50.0),
+            "input_frequency": 50.0 + 0.03 * np.asarray(self._noise.value(t + 900.0)),
             "ac_radiator_temperature": 35.0 + 10.0 * inverter_w / self.RATED_W,
             "temperature": 40.0 + 12.0 * load_w / self.RATED_W,
             "dc_radiator_temperature": 33.0 + 10.0 * pv_w / self.PV_PEAK_W,
             "battery_power": battery_w,
             "battery_current": battery_w / battery_v,
-            "rated_power": self.RATED_W,
+            "rated_power": const(self.RATED_W),
         }

@@ -7,11 +7,14 @@ plausible, moving value from their kind, unit and range, so any profile can be s
 
 from __future__ import annotations
 
+import numpy as np
+
 from energy_pipeline.profiles.model import Point
 from energy_pipeline.simulators.site import SITE_MEAN_W, Curve, noise_curve, stable_seed
 
-Quantity = float | str
-"""A number in base units, or a semantic state resolved through the point's labels."""
+Quantities = np.ndarray
+"""One quantity at many instants: floats in base units, or semantic states (a str array)
+resolved through the point's labels."""
 
 _UNIT_FACTOR = {
     "kW": 1e-3,
@@ -38,7 +41,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 _DEFAULT_CODE = {"off": 0, "on": 1, "running": 1, "not_charging": 0, "charging": 1}
 
 
-def in_point_unit(value: float, point: Point) -> float:
+def in_point_unit(value: np.ndarray, point: Point) -> np.ndarray:
     """A base-unit value (W, Wh, ...) in the unit the profile declares (kW, kWh, ...)."""
     return value * _UNIT_FACTOR.get(point.unit or "", 1.0)
 
@@ -56,10 +59,13 @@ def state_code(state: str, point: Point) -> float:
     return float(_DEFAULT_CODE.get(state, min(labels, default=0)))
 
 
-def resolve(quantity: Quantity, point: Point) -> float:
-    if isinstance(quantity, str):
-        return state_code(quantity, point)
-    return in_point_unit(quantity, point)
+def resolve(quantity: Quantities, point: Point) -> np.ndarray:
+    """Values in the point's unit, or its codes for states (each distinct state looked up once)."""
+    if quantity.dtype.kind in "US":
+        states, index = np.unique(quantity, return_inverse=True)
+        codes = np.array([state_code(str(s), point) for s in states], dtype=np.float64)
+        return codes[index.reshape(quantity.shape)]
+    return in_point_unit(np.asarray(quantity, dtype=np.float64), point)
 
 
 class GenericPoint:
@@ -72,19 +78,20 @@ class GenericPoint:
         unit = point.unit or ""
         self._centre, self._spread, self._follows_load = _typical(point, unit)
 
-    def value(self, t: float) -> float:
+    def value(self, t: np.ndarray) -> np.ndarray:
+        """The point's value at the instants `t` (seconds since EPOCH)."""
         p = self.point
         if p.kind == "state" or p.data_type == "bool":
-            return float(min(p.labels, default=0))
+            return np.full_like(t, float(min(p.labels, default=0)))
         if p.kind == "counter":
-            # An energy counter integrates a consumer drawing 2 % of the site's load.
-            energy_wh = float(self._load.integral(t)) / 3600.0 * 0.02
             if (p.unit or "").endswith("h"):
+                # An energy counter integrates a consumer drawing 2 % of the site's load.
+                energy_wh = np.asarray(self._load.integral(t)) / 3600.0 * 0.02
                 return in_point_unit(energy_wh, p)
-            return max(t, 0.0) / 3600.0
-        value = self._centre + self._spread * float(self._wobble.value(t))
+            return np.maximum(t, 0.0) / 3600.0
+        value = self._centre + self._spread * np.asarray(self._wobble.value(t))
         if self._follows_load:
-            value *= float(self._load.value(t)) / SITE_MEAN_W
+            value = value * (np.asarray(self._load.value(t)) / SITE_MEAN_W)
         return value
 
 

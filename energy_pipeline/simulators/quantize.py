@@ -53,7 +53,7 @@ class Quantizer:
         self._nan = np.array([np.nan if p.nan_value is None else p.nan_value for p in self.points])
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Engineering values -> the values the registers decode to."""
+        """Engineering values (points on the last axis) -> the values the registers decode to."""
         fallback = np.where(np.isfinite(self._min), self._min, 0.0)
         v = np.where(np.isfinite(values), values, fallback)
         v = np.clip(v, self._min, self._max)
@@ -65,8 +65,8 @@ class Quantizer:
         out = raw * self._scale + self._offset
         out = np.where(self._bool, (values != 0).astype(np.float64), out)
         bad = ~self._bool & ((out < self._min) | (out > self._max) | (raw == self._nan))
-        for i in np.flatnonzero(bad):
-            out[i] = self._inward(float(out[i]), self.points[i])
+        for where in zip(*np.nonzero(bad), strict=True):
+            out[where] = self._inward(float(out[where]), self.points[where[-1]])
         return out
 
     @staticmethod

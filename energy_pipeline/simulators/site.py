@@ -57,7 +57,9 @@ def stable_seed(*parts: str) -> int:
 class Curve:
     """f(t) = mean + sum(amp * cos(omega * t + phase)), t in seconds since EPOCH.
 
-    `integral(t)` is the exact integral of f from EPOCH to t.
+    `integral(t)` is the exact integral of f from EPOCH to t. Both reduce each instant's terms
+    with a row-wise sum (not a matrix product, whose BLAS kernel may round differently with the
+    number of rows), so an instant's value is bit-identical alone or in a day's array.
     """
 
     mean: float
@@ -68,14 +70,14 @@ class Curve:
     def value(self, t: float | np.ndarray) -> float | np.ndarray:
         t_arr = np.asarray(t, dtype=np.float64)
         angles = np.multiply.outer(t_arr, self.omega) + self.phase
-        out = self.mean + np.cos(angles) @ self.amp
+        out = self.mean + (np.cos(angles) * self.amp).sum(axis=-1)
         return float(out) if out.ndim == 0 else out
 
     def integral(self, t: float | np.ndarray) -> float | np.ndarray:
         t_arr = np.asarray(t, dtype=np.float64)
         weights = self.amp / self.omega
         angles = np.multiply.outer(t_arr, self.omega) + self.phase
-        out = self.mean * t_arr + (np.sin(angles) - np.sin(self.phase)) @ weights
+        out = self.mean * t_arr + ((np.sin(angles) - np.sin(self.phase)) * weights).sum(axis=-1)
         return float(out) if out.ndim == 0 else out
 
     def scaled(self, factor: float) -> Curve:

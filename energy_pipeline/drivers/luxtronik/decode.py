@@ -132,9 +132,14 @@ def decode(parameters: np.ndarray, calculations: np.ndarray, visibilities: np.nd
     """One poll's three raw vectors as a Sample; names are the cached layout's tuple."""
     plan = layout(len(parameters), len(calculations), len(visibilities))
     raw = np.concatenate((parameters, calculations, visibilities), dtype=np.int64)
-    values = raw[plan.take].astype(np.float64)
-    values /= plan.divisor
-    values[plan.bools] = values[plan.bools] != 0.0
-    values[plan.timestamps] = np.maximum(values[plan.timestamps], 0.0)
     attributes = {field.name: _text(field, raw) for field in plan.texts}
-    return Sample(plan.names, values, attributes)
+    return Sample(plan.names, decode_values(raw, plan), attributes)
+
+
+def decode_values(raw: np.ndarray, plan: Layout) -> np.ndarray:
+    """The numeric values of concatenated raw vectors (one poll, or polls x items at once)."""
+    values = raw[..., plan.take].astype(np.float64)
+    values /= plan.divisor
+    values[..., plan.bools] = values[..., plan.bools] != 0.0
+    values[..., plan.timestamps] = np.maximum(values[..., plan.timestamps], 0.0)
+    return values
