@@ -13,18 +13,23 @@ from energy_pipeline.readings import TS_TYPE
 
 LOCAL_TS = pa.timestamp("us")
 
+# Per device, metric and minute; daily_readings carries the same aggregate columns.
+MINUTE_AGGREGATES = (
+    pa.field("avg", pa.float64()),
+    pa.field("min", pa.float64()),
+    pa.field("max", pa.float64()),
+    pa.field("last", pa.float64()),
+    pa.field("count", pa.int32(), nullable=False),
+    pa.field("delta", pa.float64()),
+    pa.field("resets", pa.int32(), nullable=False),
+)
+
 MINUTE_SCHEMA = pa.schema(
     [
         pa.field("ts", TS_TYPE, nullable=False),
         pa.field("device_id", pa.string(), nullable=False),
         pa.field("metric", pa.string(), nullable=False),
-        pa.field("avg", pa.float64()),
-        pa.field("min", pa.float64()),
-        pa.field("max", pa.float64()),
-        pa.field("last", pa.float64()),
-        pa.field("count", pa.int32(), nullable=False),
-        pa.field("delta", pa.float64()),
-        pa.field("resets", pa.int32(), nullable=False),
+        *MINUTE_AGGREGATES,
     ]
 )
 
@@ -49,13 +54,7 @@ DAILY_READINGS_SCHEMA = pa.schema(
         pa.field("metric", pa.string(), nullable=False),
         *GRID_SCHEMA,
         pa.field("minutes_elapsed", pa.int32()),
-        pa.field("avg", pa.float64()),
-        pa.field("min", pa.float64()),
-        pa.field("max", pa.float64()),
-        pa.field("last", pa.float64()),
-        pa.field("count", pa.int32(), nullable=False),
-        pa.field("delta", pa.float64()),
-        pa.field("resets", pa.int32(), nullable=False),
+        *MINUTE_AGGREGATES,
     ]
 )
 
