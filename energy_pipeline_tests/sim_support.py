@@ -27,3 +27,18 @@ def write_config(folder: Path, devices_yaml: str, site: str = "plant-a") -> Path
 
 def site_config(folder: Path, devices_yaml: str, site: str = "plant-a") -> Config:
     return load_config(write_config(folder, devices_yaml, site))
+
+
+# One device per built-in Modbus profile, for model tests (YAML list items under devices:).
+BUILTIN_MODBUS_DEVICES = """
+  - {id: umg509, driver: modbus, profile: janitza_umg509pro,
+     connection: {transport: tcp, host: 127.0.0.1, port: 15020}}
+  - {id: hp, driver: modbus, profile: heatpump_generic,
+     connection: {transport: tcp, host: 127.0.0.1, port: 15021}}
+  - {id: lux, driver: modbus, profile: luxtronik_shi,
+     connection: {transport: tcp, host: 127.0.0.1, port: 15022}}
+  - {id: ups1, driver: modbus, profile: must_ep20,
+     connection: {transport: rtu, serial_port: data/sim/ups1.tty}}
+  - {id: pv, driver: modbus, profile: must_pv1800,
+     connection: {transport: rtu, serial_port: data/sim/pv.tty}}
+"""

@@ -12,7 +12,7 @@ import pytest
 from energy_pipeline.simulators import device_model
 from energy_pipeline.simulators.modbus import ProfileModel, served_ranges
 from energy_pipeline.simulators.site import SiteWeather, outdoor_temp_c
-from energy_pipeline_tests.sim_support import site_config
+from energy_pipeline_tests.sim_support import BUILTIN_MODBUS_DEVICES, site_config
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)  # a winter Wednesday, 07:00 in Berlin
 
@@ -20,18 +20,7 @@ T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)  # a winter Wednesday, 07:00 in Ber
 def models(tmp_path: Path) -> dict[str, ProfileModel]:
     config = site_config(
         tmp_path,
-        """
-  - {id: umg509, driver: modbus, profile: janitza_umg509pro,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15020}}
-  - {id: hp, driver: modbus, profile: heatpump_generic,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15021}}
-  - {id: lux, driver: modbus, profile: luxtronik_shi,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15022}}
-  - {id: ups1, driver: modbus, profile: must_ep20,
-     connection: {transport: rtu, serial_port: data/sim/ups1.tty}}
-  - {id: pv, driver: modbus, profile: must_pv1800,
-     connection: {transport: rtu, serial_port: data/sim/pv.tty}}
-""",
+        BUILTIN_MODBUS_DEVICES,
     )
     return {d.id: device_model(d, config) for d in config.devices}  # type: ignore[misc]
 

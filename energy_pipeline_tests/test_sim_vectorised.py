@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from energy_pipeline.collector.history import instants, model_matrix
 from energy_pipeline.simulators import ArrayDeviceModel, device_model
 from energy_pipeline.simulators.modbus import ProfileModel
-from energy_pipeline_tests.sim_support import site_config
+from energy_pipeline_tests.sim_support import BUILTIN_MODBUS_DEVICES, site_config
 
 GENERIC_PROFILE = """
 manufacturer: Acme
@@ -33,17 +33,9 @@ points:
   - {name: tripped, address: 5, register_type: coil, data_type: bool, kind: state}
 """
 
-DEVICES = """
-  - {id: umg509, driver: modbus, profile: janitza_umg509pro,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15020}}
-  - {id: hp, driver: modbus, profile: heatpump_generic,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15021}}
-  - {id: lux, driver: modbus, profile: luxtronik_shi,
-     connection: {transport: tcp, host: 127.0.0.1, port: 15022}}
-  - {id: ups1, driver: modbus, profile: must_ep20,
-     connection: {transport: rtu, serial_port: data/sim/ups1.tty}}
-  - {id: pv, driver: modbus, profile: must_pv1800,
-     connection: {transport: rtu, serial_port: data/sim/pv.tty}}
+DEVICES = (
+    BUILTIN_MODBUS_DEVICES
+    + """
   - {id: acme, driver: modbus, profile: meter.yaml,
      connection: {transport: tcp, host: 127.0.0.1, port: 15030}}
   - {id: luxnet, driver: luxtronik, connection: {host: 127.0.0.1, port: 18889}}
@@ -52,6 +44,7 @@ DEVICES = """
     connection: {serial_port: data/sim/meter1.tty, baudrate: 115200}
     credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "0123456789AB"}
 """
+)
 
 # Europe/Berlin's DST days and an ordinary winter day, each from 00:00 UTC.
 DAYS = [
