@@ -83,8 +83,8 @@ def bench_luxtronik(polls: int) -> Report:
     from luxtronik.visibilities import Visibilities
 
     from energy_pipeline.drivers.luxtronik import protocol
-    from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
     from energy_pipeline.drivers.luxtronik.decode import decode
+    from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
     from energy_pipeline.simulators.luxtronik import device_model
 
     port = _free_port()

@@ -26,7 +26,7 @@ from energy_pipeline.drivers.base import (
     DeviceTimeout,
 )
 from energy_pipeline.drivers.luxtronik import protocol
-from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
+from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
 from energy_pipeline.readings import Sample
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from energy_pipeline.config import Config
-from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
 from energy_pipeline.drivers.luxtronik.decode import decode
+from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
 from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.luxtronik import HeatPumpModel, LuxtronikServer, device_model, start
 

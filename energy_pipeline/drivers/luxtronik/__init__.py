@@ -1,16 +1,20 @@
-"""Luxtronik 2.x heat-pump controllers (Novelan, Alpha Innotec) over their TCP config port."""
+"""Luxtronik 2.x heat-pump controllers (Novelan, Alpha Innotec) over their TCP config port.
+
+`protocol` is the frame codec, `decode` turns item vectors into a Sample, `client` is the TCP
+I/O edge and `driver` the `Driver` that retries and decodes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from energy_pipeline.config import Config, Device, LuxtronikDevice
-from energy_pipeline.drivers.base import Driver
-from energy_pipeline.drivers.luxtronik.client import LuxtronikDriver
+from energy_pipeline.drivers.base import Driver, StateStores
+from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
 
 
-def build(devices: Sequence[Device], config: Config) -> list[Driver]:
-    """One driver per device; each opens its own short connection per poll."""
+def build(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    """One driver per device; each opens its own short connection per poll (no saved state)."""
     drivers: list[Driver] = []
     for dev in devices:
         if not isinstance(dev, LuxtronikDevice):

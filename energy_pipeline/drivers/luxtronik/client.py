@@ -1,83 +1,50 @@
-"""The Luxtronik driver's I/O edge: one TCP connection per poll, three read commands in turn.
+"""The Luxtronik room's I/O edge: one TCP connection per poll, three read commands in turn.
 
 The controller's config interface serves one client at a time and its own web UI and apps use
 the same port, so the connection is opened for a poll and closed right after, as
 python-luxtronik does. Every step (connect, send, header, items) has its own timeout, reads
 are exact-length (`readexactly`: a short segment from the kernel is just the first part of
-the frame), and every reply is validated by the codec before it is decoded. Only read commands
-are ever sent.
+the frame), and every reply is validated by the codec before it is returned. Only read
+commands are ever sent. `driver` holds the retries and the decoding.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import numpy as np
 
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
-    DeviceError,
     DeviceProtocolError,
     DeviceTimeout,
-    Driver,
 )
 from energy_pipeline.drivers.luxtronik import protocol
-from energy_pipeline.drivers.luxtronik.decode import decode
-from energy_pipeline.readings import Sample
-
-log = logging.getLogger(__name__)
 
 
-class LuxtronikDriver(Driver):
-    def __init__(
-        self, device_id: str, host: str, port: int, *, timeout: float, retries: int
-    ) -> None:
-        super().__init__(device_id)
+class Connection:
+    """One controller's config port; `fetch` opens it, `close` releases it."""
+
+    def __init__(self, device_id: str, host: str, port: int, timeout: float) -> None:
+        self.device_id = device_id
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.retries = retries
-        self.last_attempts = 0
-        """How many connections the last `read()` needed (1 when the first one worked)."""
         self._writer: asyncio.StreamWriter | None = None
         self._step = "connect"
         """The step in progress, named in errors ("3004 header")."""
 
-    async def read(self) -> Sample:
-        last: DeviceError | None = None
-        for attempt in range(1, self.retries + 2):
-            self.last_attempts = attempt
-            try:
-                return await self._poll()
-            except DeviceError as exc:
-                last = exc
-                log.debug("%s: attempt %d failed: %s", self.device_id, attempt, exc)
-            finally:
-                await self.close()
-        assert last is not None
-        raise last
-
-    async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        writer.close()
-        try:
-            async with asyncio.timeout(self.timeout):
-                await writer.wait_closed()
-        except (OSError, TimeoutError):
-            pass
-
-    async def _poll(self) -> Sample:
+    async def fetch(self) -> list[np.ndarray]:
+        """The raw item vectors of every read command, in `protocol.READ_COMMANDS` order."""
         self._step = "connect"
         try:
             async with asyncio.timeout(self.timeout):
                 reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            vectors: list[np.ndarray] = []
-            for command in protocol.READ_COMMANDS:
-                vectors.append(await self._exchange(reader, self._writer, command))
+            return [
+                await self._exchange(reader, self._writer, command)
+                for command in protocol.READ_COMMANDS
+            ]
         except TimeoutError:
             raise DeviceTimeout(
                 self.device_id, f"no answer within {self.timeout:g} s", where=self._step
@@ -95,7 +62,17 @@ class LuxtronikDriver(Driver):
             raise DeviceConnectionError(
                 self.device_id, f"{self.host}:{self.port}: {reason}", where=self._step
             ) from None
-        return decode(*vectors)
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        writer.close()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await writer.wait_closed()
+        except (OSError, TimeoutError):
+            pass
 
     async def _exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: int
