@@ -3,36 +3,29 @@
 Devices on one RS-485 port share one client and take turns under `lock` (a bus carries one
 request at a time). The only Modbus functions this module can send are the four reads; there
 is no code path that writes. Everything that goes wrong becomes a typed `DeviceError` naming
-the device and the register block.
+the device and the register block. pymodbus itself is reached only through
+`pymodbus_adapter`; `driver` holds the plan and the decoding.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.framer import FramerType
-
 from energy_pipeline.drivers.base import (
+    BusKey,
     DeviceConnectionError,
     DeviceError,
     DeviceExceptionReply,
     DeviceProtocolError,
     DeviceTimeout,
 )
+from energy_pipeline.drivers.modbus import pymodbus_adapter as pm
 from energy_pipeline.drivers.modbus.planner import Block
 from energy_pipeline.drivers.serial_lock import hold_port
-
-log = logging.getLogger(__name__)
-
-# pymodbus logs every timeout and refused connect at ERROR; the driver reports each as a typed
-# error instead, and the collector logs state changes once.
-logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -55,6 +48,10 @@ class TcpEndpoint:
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def key(self) -> BusKey:
+        return ("tcp", self.host, str(self.port))
+
 
 @dataclass(frozen=True, slots=True)
 class SerialEndpoint:
@@ -66,6 +63,11 @@ class SerialEndpoint:
 
     def __str__(self) -> str:
         return f"{self.port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+    @property
+    def key(self) -> BusKey:
+        """The port's real path, so two names of one device (a by-id link) are one bus."""
+        return ("serial", os.path.realpath(self.port))
 
 
 Endpoint = TcpEndpoint | SerialEndpoint
@@ -79,7 +81,7 @@ class Bus:
         self.data_dir = data_dir
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._client: pm.Client | None = None
         self._port_hold = contextlib.ExitStack()
         self._received = 0
 
@@ -112,37 +114,28 @@ class Bus:
 
     def _connection_changed(self, connected: bool) -> None:
         """A peer hanging up fails the pending request now, not after its whole timeout."""
-        client = self._client
-        if connected or client is None:
-            return
-        pending = getattr(client.ctx, "response_future", None)
-        if isinstance(pending, asyncio.Future) and not pending.done():
-            pending.set_exception(ConnectionException("closed by the peer"))
+        if not connected and self._client is not None:
+            pm.fail_pending(self._client, "closed by the peer")
 
-    def _make_client(self, timeout: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    def _make_client(self, timeout: float) -> pm.Client:
         ep = self.endpoint
         if isinstance(ep, TcpEndpoint):
-            return AsyncModbusTcpClient(
+            return pm.tcp_client(
                 ep.host,
-                port=ep.port,
+                ep.port,
                 timeout=timeout,
-                retries=0,
-                reconnect_delay=0,
-                trace_packet=self._trace,
-                trace_connect=self._connection_changed,
+                packets=self._trace,
+                connection=self._connection_changed,
             )
-        return AsyncModbusSerialClient(
+        return pm.rtu_client(
             ep.port,
-            framer=FramerType.RTU,
             baudrate=ep.baudrate,
             bytesize=ep.bytesize,
             parity=ep.parity,
             stopbits=ep.stopbits,
             timeout=timeout,
-            retries=0,
-            reconnect_delay=0,
-            trace_packet=self._trace,
-            trace_connect=self._connection_changed,
+            packets=self._trace,
+            connection=self._connection_changed,
         )
 
     def _hold_serial(self, port: str, device_id: str) -> None:
@@ -160,7 +153,7 @@ class Bus:
         client = self._make_client(timeout)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout + 0.5)
-        except (TimeoutError, OSError, ModbusException) as exc:
+        except (TimeoutError, OSError, pm.ModbusException) as exc:
             ok = False
             reason = str(exc) or type(exc).__name__
         else:
@@ -177,44 +170,31 @@ class Bus:
         where = f"unit {unit_id}, {block}"
         if client is None or not client.connected:
             raise DeviceConnectionError(device_id, "not connected", where=where)
-        client.ctx.comm_params.timeout_connect = timeout
+        pm.set_request_timeout(client, timeout)
         self._received = 0
         try:
-            if block.register_type == "holding":
-                call = client.read_holding_registers
-            elif block.register_type == "input":
-                call = client.read_input_registers
-            elif block.register_type == "coil":
-                call = client.read_coils
-            else:
-                call = client.read_discrete_inputs
-            reply = await call(block.start, count=block.count, device_id=unit_id)
-        except ModbusIOException as exc:
-            if "ERROR: request uses" in str(exc):  # a reply for another unit or transaction
-                raise DeviceProtocolError(device_id, str(exc), where=where) from None
-            if self._received:
+            words = await pm.read_values(
+                client, block.register_type, block.start, block.count, unit_id
+            )
+        except pm.ExceptionResponse as exc:
+            name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
+            raise DeviceExceptionReply(
+                device_id, f"exception {exc.code} ({name})", code=exc.code, where=where
+            ) from None
+        except pm.ModbusIOException:
+            if self._received:  # garbage, or a reply for another unit or transaction
                 raise DeviceProtocolError(
                     device_id,
                     f"{self._received} bytes received but no valid reply within {timeout:g} s",
                     where=where,
                 ) from None
             raise DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where) from None
-        except ConnectionException as exc:
+        except pm.ConnectionException as exc:
             raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
-        except ModbusException as exc:
+        except pm.ModbusException as exc:
             raise DeviceProtocolError(device_id, str(exc), where=where) from None
         except OSError as exc:
             raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
-        if reply.isError():
-            code = int(getattr(reply, "exception_code", 0) or 0)
-            name = EXCEPTION_NAMES.get(code, "unknown exception")
-            raise DeviceExceptionReply(
-                device_id, f"exception {code} ({name})", code=code, where=where
-            )
-        if block.register_type in ("holding", "input"):
-            words = reply.registers
-        else:
-            words = [1 if b else 0 for b in reply.bits[: block.count]]
         if len(words) != block.count:
             raise DeviceProtocolError(
                 device_id, f"asked for {block.count} values, got {len(words)}", where=where
