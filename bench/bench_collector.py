@@ -215,9 +215,11 @@ def analyse(data_dir: Path, count: int, t0: float, t1: float) -> dict[str, float
 async def sequential_cycle(cfg: Path) -> float:
     """The naive poller: the same drivers, one device after another; median cycle in ms."""
     from energy_pipeline.config import load_config
-    from energy_pipeline.drivers import build_drivers
+    from energy_pipeline.drivers.registry import build_drivers
+    from energy_pipeline.lake.device_state import StateFiles
 
-    drivers = list(build_drivers(load_config(cfg)).values())
+    config = load_config(cfg)
+    drivers = list(build_drivers(config, state=StateFiles(config.data_dir)).values())
     cycles = []
     for _ in range(2):
         start = time.perf_counter()

@@ -33,10 +33,11 @@ import numpy as np
 from pymodbus.client import AsyncModbusTcpClient
 
 from energy_pipeline.config import load_config
-from energy_pipeline.drivers import build_drivers
 from energy_pipeline.drivers.modbus.codec import BlockDecoder, decode_point, encode_point
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.drivers.modbus.planner import Block
+from energy_pipeline.drivers.registry import build_drivers
+from energy_pipeline.lake.device_state import StateFiles
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = "janitza_umg509pro"
@@ -127,7 +128,8 @@ def main() -> int:
             assert simulator.stdout is not None
             ready = json.loads(simulator.stdout.readline())  # printed once it accepts
             print(f"simulator: {', '.join(ready['endpoints'])} (pid {simulator.pid})")
-            driver = build_drivers(load_config(site, env={}))["umg509"]
+            config = load_config(site, env={})
+            driver = build_drivers(config, state=StateFiles(config.data_dir))["umg509"]
             assert isinstance(driver, ModbusDriver)
             result = asyncio.run(measure(driver, args.seconds, args.rounds))
             ours_us, theirs_us = decode_costs(driver)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from energy_pipeline.config import Config, EchonetDevice, load_config
-from energy_pipeline.drivers.echonet.driver import BRouteMeter, Timing
+from energy_pipeline.drivers.echonet.driver import STATE_KEY, BRouteMeter, Timing
+from energy_pipeline.lake.device_state import StateFiles, device_state_path
 from energy_pipeline_tests.conftest import cli_env
 
 FROZEN = datetime(2026, 3, 10, 5, 12, 30, tzinfo=UTC)
@@ -105,7 +106,19 @@ def run_simulator(folder: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Si
             assert secret not in text
 
 
+def state_path(config: Config, device_id: str = "meter1") -> Path:
+    """Where the collector's state store keeps a meter's state."""
+    return device_state_path(config.data_dir, STATE_KEY.format(device_id=device_id))
+
+
 def driver_for(config: Config, **kwargs: object) -> BRouteMeter:
-    defaults: dict[str, object] = {"timing": FAST, "now": lambda: FROZEN, "sleep": lambda s: None}
+    """A meter driver with fast timings and the collector's file-backed state store."""
+    store = StateFiles(config.data_dir)(STATE_KEY.format(device_id="meter1"))
+    defaults: dict[str, object] = {
+        "state": store,
+        "timing": FAST,
+        "now": lambda: FROZEN,
+        "sleep": lambda s: None,
+    }
     defaults.update(kwargs)
     return BRouteMeter(meter_device(config), config, **defaults)  # type: ignore[arg-type]

@@ -28,8 +28,12 @@ INTERVAL = 0.5
 
 class Healthy(Driver):
     def __init__(self, device_id: str):
-        super().__init__(device_id)
+        super().__init__(device_id, timeout=0.3, retries=0)
         self.reads = 0
+
+    @property
+    def bus_key(self) -> None:
+        return None
 
     async def read(self) -> Sample:
         self.reads += 1

@@ -22,7 +22,7 @@ from energy_pipeline.collector.landing import Landing
 from energy_pipeline.collector.state import CollectorState, DeviceState
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import DeviceError
-from energy_pipeline.drivers.echonet.driver import BACKFILL_DAYS_PER_POLL, state_path
+from energy_pipeline.drivers.echonet.driver import BACKFILL_DAYS_PER_POLL
 from energy_pipeline.drivers.echonet.meter import SLOT_SECONDS
 from energy_pipeline.readings import BACKFILL_SCHEMA, PollOutcome, Sample
 from energy_pipeline.simulators.echonet import DongleOptions, MeterModel, meter_model
@@ -31,6 +31,7 @@ from energy_pipeline_tests.echonet_support import (
     driver_for,
     meter_device,
     run_simulator,
+    state_path,
     write_config,
 )
 
@@ -161,7 +162,7 @@ def test_a_long_outage_is_caught_up_a_few_days_per_poll(sim: Simulator) -> None:
 def test_a_restart_backfills_from_the_state_file(sim: Simulator) -> None:
     config = sim.start(at=T1)
     model = model_of(config)
-    path = state_path(config.data_dir, "meter1")
+    path = state_path(config)
     clock = Clock(T1)
     before = driver_for(config, now=clock)
     later = T1 + timedelta(seconds=10)

@@ -26,9 +26,10 @@ from energy_pipeline.drivers.base import (
     PortBusyError,
 )
 from energy_pipeline.drivers.echonet import build
-from energy_pipeline.drivers.echonet.driver import BRouteMeter, state_path
+from energy_pipeline.drivers.echonet.driver import BRouteMeter
 from energy_pipeline.drivers.echonet.meter import METRICS
 from energy_pipeline.drivers.serial_lock import hold_port
+from energy_pipeline.lake.device_state import StateFile, StateFiles
 from energy_pipeline.simulators.echonet import DongleOptions, meter_model
 from energy_pipeline_tests.echonet_support import (
     FROZEN,
@@ -38,6 +39,7 @@ from energy_pipeline_tests.echonet_support import (
     driver_for,
     meter_device,
     run_simulator,
+    state_path,
     write_config,
 )
 
@@ -80,7 +82,7 @@ def test_reads_every_metric_in_both_dialects_and_data_modes(
     assert values == expected(config)
     assert set(values) == set(METRICS)
     assert values["instant_power_w"] > 0 and values["current_t_a"] > 0
-    saved = json.loads(state_path(config.data_dir, "meter1").read_text())
+    saved = json.loads(state_path(config).read_text())
     assert saved["dual"] is ("dual" in options)
 
 
@@ -93,10 +95,20 @@ def test_scaling_and_a_single_phase_meter(sim: Simulator) -> None:
     assert values["current_a"] == values["current_r_a"]
 
 
-def test_build_returns_one_driver_per_device(sim: Simulator) -> None:
+def test_build_gives_each_meter_the_state_store_of_its_key(sim: Simulator) -> None:
     config = sim.start()
-    [driver] = build([meter_device(config)], config)
+    keys: list[str] = []
+
+    def stores(key: str) -> StateFile:
+        keys.append(key)
+        return StateFiles(config.data_dir)(key)
+
+    [driver] = build([meter_device(config)], config, stores)
     assert isinstance(driver, BRouteMeter) and driver.device_id == "meter1"
+    assert keys == ["echonet-meter1"]
+    asyncio.run(driver.read())
+    asyncio.run(driver.close())
+    assert json.loads(state_path(config).read_text())["pan"] is not None
 
 
 def test_failed_scans_are_retried_and_a_restart_skips_the_scan(
@@ -153,7 +165,7 @@ def test_wrong_credentials_are_a_typed_error_without_the_secret(
         read_n(driver)
     assert WRONG_PASSWORD not in str(err.value) and RBID not in str(err.value)
     assert sleeps == [0.01]
-    assert json.loads(state_path(config.data_dir, "meter1").read_text())["pan"] is None
+    assert json.loads(state_path(config).read_text())["pan"] is None
 
 
 def test_session_expiry_reauthenticates_without_losing_a_poll(
@@ -243,7 +255,7 @@ def test_counter_wrap_is_unwrapped_and_remembered(sim: Simulator) -> None:
     modulus_kwh = model.scale.modulus * model.scale.kwh_per_count
     offset = modulus_kwh - model.energy_kwh(FROZEN) + 1.05
     sim.start("--offset-kwh", str(offset))
-    path = state_path(config.data_dir, "meter1")
+    path = state_path(config)
     path.parent.mkdir(parents=True)
     last = model.scale.modulus - 5
     path.write_text(json.dumps({"counters": {"E0": {"wraps": 0, "last": last}}}))

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energy_pipeline.config import Config, load_config
-from energy_pipeline.drivers import build_drivers
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
     DeviceExceptionReply,
@@ -25,7 +24,9 @@ from energy_pipeline.drivers.base import (
     PortBusyError,
 )
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
+from energy_pipeline.drivers.registry import build_drivers
 from energy_pipeline.drivers.serial_lock import hold_port
+from energy_pipeline.lake.device_state import StateFiles
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import Profile
 from energy_pipeline.yamlfile import ConfigError
@@ -59,7 +60,7 @@ def tcp_device(dev_id: str, prof: str, port: int, **extra: object) -> str:
 
 
 def driver_for(config: Config, dev_id: str) -> ModbusDriver:
-    driver = build_drivers(config)[dev_id]
+    driver = build_drivers(config, state=StateFiles(config.data_dir))[dev_id]
     assert isinstance(driver, ModbusDriver)
     return driver
 
@@ -238,7 +239,7 @@ def test_rtu_devices_share_one_port_and_poll_in_turn(tmp_path: Path) -> None:
             f" connection: {{transport: rtu, serial_port: {tty}, timeout: 0.5}}}}\n"
         )
         config = site(tmp_path, devices)
-        drivers = build_drivers(config)
+        drivers = build_drivers(config, state=StateFiles(config.data_dir))
         ups_driver, hp_driver = drivers["ups1"], drivers["hp1"]
         assert isinstance(ups_driver, ModbusDriver) and isinstance(hp_driver, ModbusDriver)
         assert ups_driver.bus is hp_driver.bus
@@ -265,7 +266,7 @@ def test_serial_port_held_elsewhere_is_reported_with_pid(tmp_path: Path) -> None
         "  - {id: ups1, driver: modbus, profile: must_ep20,"
         f" connection: {{transport: rtu, serial_port: {port}}}}}\n",
     )
-    driver = build_drivers(config)["ups1"]
+    driver = build_drivers(config, state=StateFiles(config.data_dir))["ups1"]
     with (
         hold_port(port, config.data_dir),
         pytest.raises(PortBusyError, match=rf"ups1: serial port .* in use by pid {os.getpid()}"),
@@ -291,7 +292,8 @@ def test_a_mute_unit_on_a_shared_bus_does_not_disturb_its_neighbour(tmp_path: Pa
             " timeout: 0.3, retries: 0}}\n"
             for dev_id, prof, unit in (("ups1", "must_ep20", 10), ("ghost", "heatpump_generic", 3))
         )
-        drivers = build_drivers(site(tmp_path, devices))
+        config = site(tmp_path, devices)
+        drivers = build_drivers(config, state=StateFiles(config.data_dir))
 
         async def poll_both() -> list:
             return await asyncio.gather(
@@ -313,7 +315,7 @@ def test_missing_serial_port_is_a_connection_error(tmp_path: Path) -> None:
     with pytest.raises(
         DeviceConnectionError, match=r"ups1: serial port .*nosuch.tty does not exist"
     ):
-        asyncio.run(build_drivers(config)["ups1"].read())
+        asyncio.run(build_drivers(config, state=StateFiles(config.data_dir))["ups1"].read())
 
 
 def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> None:

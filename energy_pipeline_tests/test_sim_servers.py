@@ -15,8 +15,9 @@ import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from energy_pipeline.config import Config
-from energy_pipeline.drivers import build_drivers
 from energy_pipeline.drivers.modbus.codec import decode_point
+from energy_pipeline.drivers.registry import build_drivers
+from energy_pipeline.lake.device_state import StateFiles
 from energy_pipeline.simulators import SimulatorError, device_model, modbus, start_all
 from energy_pipeline.simulators.serial_pty import SerialLinkError
 from energy_pipeline_tests.sim_support import free_port, site_config
@@ -113,7 +114,7 @@ def test_driver_reads_exactly_what_the_model_says(tmp_path: Path) -> None:
 
     async def body(lines: list[str]) -> dict[str, dict[str, float]]:
         assert len(lines) == 3
-        drivers = build_drivers(config)
+        drivers = build_drivers(config, state=StateFiles(config.data_dir))
         try:
             return {i: (await d.read()).valid_values() for i, d in drivers.items()}
         finally:
@@ -145,7 +146,7 @@ def test_rtu_devices_share_one_pty_linked_at_the_configured_port(tmp_path: Path)
             assert not ups.isError() and not hp.isError()
         finally:
             client.close()
-        drivers = build_drivers(config)
+        drivers = build_drivers(config, state=StateFiles(config.data_dir))
         try:
             samples = {i: (await d.read()).valid_values() for i, d in drivers.items()}
         finally:

@@ -43,14 +43,6 @@ from energy_pipeline.sinks import OutcomeSink
 log = logging.getLogger("energy_pipeline.collector")
 
 
-def read_budget(device: Device) -> float:
-    """The longest one poll may take: the driver's own timeout and retries, plus a margin."""
-    conn = device.connection
-    timeout = float(getattr(conn, "timeout", 5.0))
-    retries = int(getattr(conn, "retries", 0))
-    return timeout * (retries + 1) + 1.0
-
-
 @dataclass(slots=True)
 class Tick:
     """The polls of one scheduled instant, gathered for one commit."""
@@ -107,7 +99,8 @@ class CollectorService:
         for dev in config.devices:
             ds = DeviceState(dev.id, dev.interval)
             self.state.devices[dev.id] = ds
-            self.workers[dev.id] = Worker(dev, drivers[dev.id], ds, read_budget(dev))
+            driver = drivers[dev.id]
+            self.workers[dev.id] = Worker(dev, driver, ds, driver.read_budget)
             groups.setdefault(dev.interval, IntervalGroup(dev.interval, [])).device_ids.append(
                 dev.id
             )
@@ -287,7 +280,7 @@ class CollectorService:
                 utc(ts),
                 utc(started),
                 utc(finished),
-                int(getattr(worker.driver, "last_attempts", 1) or 1),
+                max(worker.driver.last_attempts, 1),
                 sample,
                 error,
                 kind,
@@ -388,12 +381,13 @@ SinkFactory = Callable[[Config, CollectorState], Sequence[OutcomeSink]]
 def run_collect(config: Config, sink_factory: SinkFactory | None = None) -> int:
     """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0."""
     from energy_pipeline.collector.lock import CollectorRunning
-    from energy_pipeline.drivers import build_drivers
+    from energy_pipeline.drivers.registry import build_drivers
+    from energy_pipeline.lake.device_state import StateFiles
 
     if not config.devices:
         log.error("no devices in %s; nothing to collect", config.path)
         return 1
-    service = CollectorService(config, build_drivers(config))
+    service = CollectorService(config, build_drivers(config, state=StateFiles(config.data_dir)))
     if sink_factory is not None:
         service.sinks.extend(sink_factory(config, service.state))
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from energy_pipeline.config import Config, EchonetDevice
-from energy_pipeline.drivers.base import Driver
-from energy_pipeline.drivers.echonet.driver import BRouteMeter
+from energy_pipeline.config import Config, Device, EchonetDevice
+from energy_pipeline.drivers.base import Driver, StateStores
+from energy_pipeline.drivers.echonet.driver import STATE_KEY, BRouteMeter
 
 
-def build(devices: Sequence[EchonetDevice], config: Config) -> list[Driver]:
-    return [BRouteMeter(dev, config) for dev in devices]
+def build(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    """One driver per meter, each with its own state store."""
+    drivers: list[Driver] = []
+    for dev in devices:
+        if not isinstance(dev, EchonetDevice):
+            raise TypeError(f"{dev.id}: not an echonet_broute device")
+        store = state(STATE_KEY.format(device_id=dev.id))
+        drivers.append(BRouteMeter(dev, config, state=store))
+    return drivers

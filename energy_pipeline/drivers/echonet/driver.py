@@ -5,13 +5,14 @@ collector's event loop, a cancelled poll never leaves two requests in flight, an
 on this dongle never occupies a thread another device needs.
 
 Joining takes an active scan (seconds to minutes) plus PANA authentication; the scan result is
-kept in `<data_dir>/state/echonet-<device>.json`, so after a restart the driver goes straight to
+kept in the `StateStore` the driver is given (the collector's is the file
+`<data_dir>/state/echonet-<device>.json`), so after a restart the driver goes straight to
 SKJOIN. A failed join forgets the result and rescans, with a backoff that grows across polls.
 
 After an outage (of the meter, the dongle or the collector) the meter still holds the
 half-hourly readings of the gap: history 1 keeps 48 slots a day for 100 days. The driver
 remembers the instant up to which it has handed readings over (`covered`, kept in the same
-state file) and, on the first good poll after a gap longer than half an hour, reads the missed
+state) and, on the first good poll after a gap longer than half an hour, reads the missed
 days with E5/E2 and returns their slots as `Sample.backfill`, a few days per poll.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -29,7 +29,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -37,11 +36,13 @@ import pyarrow as pa
 
 from energy_pipeline.config import Config, EchonetDevice
 from energy_pipeline.drivers.base import (
+    BusKey,
     DeviceConnectionError,
     DeviceExceptionReply,
     DeviceProtocolError,
     DeviceTimeout,
     Driver,
+    StateStore,
 )
 from energy_pipeline.drivers.echonet import frame as el
 from energy_pipeline.drivers.echonet import meter as m
@@ -59,8 +60,6 @@ from energy_pipeline.drivers.echonet.skstack import (
     SkTimeout,
 )
 from energy_pipeline.drivers.serial_lock import hold_port
-from energy_pipeline.lake.files import atomic_write_json
-from energy_pipeline.lake.layout import state_dir
 from energy_pipeline.readings import BACKFILL_SCHEMA, Sample
 
 log = logging.getLogger(__name__)
@@ -87,23 +86,25 @@ class Timing:
     read_interval: float = 0.05
 
 
-def state_path(data_dir: Path, device_id: str) -> Path:
-    return state_dir(data_dir) / f"echonet-{device_id}.json"
+STATE_KEY = "echonet-{device_id}"
+"""The key of a meter's `StateStore`."""
 
 
 class SavedState:
     """What survives a restart: the dongle's dialect, the scan result, counter wrap counts,
     and the instant up to which readings were handed over (UTC epoch s)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, store: StateStore):
+        self.store = store
         self.version: str | None = None
         self.dual: bool | None = None
         self.pan: PanDescriptor | None = None
         self.counters: dict[int, m.RolloverCounter] = {}
         self.covered: float | None = None
         try:
-            doc = json.loads(path.read_text())
+            doc = store.load()
+            if doc is None:
+                return
             self.version = doc.get("version")
             self.dual = doc.get("dual")
             self.pan = PanDescriptor.from_json(doc["pan"]) if doc.get("pan") else None
@@ -111,14 +112,11 @@ class SavedState:
                 self.counters[int(key, 16)] = m.RolloverCounter(value["wraps"], value["last"])
             if doc.get("covered_until"):
                 self.covered = datetime.fromisoformat(doc["covered_until"]).timestamp()
-        except FileNotFoundError:
-            pass
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            log.warning("ignoring unreadable ECHONET state file %s", path)
+            log.warning("ignoring unreadable ECHONET state %s", store)
 
     def save(self) -> None:
-        atomic_write_json(
-            self.path,
+        self.store.save(
             {
                 "version": self.version,
                 "dual": self.dual,
@@ -153,15 +151,15 @@ class BRouteMeter(Driver):
         device: EchonetDevice,
         config: Config,
         *,
+        state: StateStore,
         timing: Timing | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ):
-        super().__init__(device.id)
         conn = device.connection
+        super().__init__(device.id, timeout=conn.timeout, retries=conn.retries)
         self.port_path = str(config.resolve(conn.serial_port))
         self.baudrate = conn.baudrate
-        self.retries = conn.retries
         self.data_dir = config.data_dir
         self.tz = zoneinfo.ZoneInfo(config.site.timezone)
         self.timing = timing or Timing(request_timeout=conn.timeout)
@@ -173,7 +171,7 @@ class BRouteMeter(Driver):
         self._hold: contextlib.ExitStack | None = None
         self._port: Any = None
         self._session: Session | None = None
-        self._state = SavedState(state_path(self.data_dir, device.id))
+        self._state = SavedState(state)
         self._tid = 0
         self._scan_step = 0
         self._join_failures = 0
@@ -187,10 +185,12 @@ class BRouteMeter(Driver):
         self._read_through: m.SlotReading | None = None
         self._backfill_due = 0.0
         self.names = m.METRICS
-        self.last_attempts = 0
-        """Tries of the most tried request in the last poll; the collector records it."""
 
     # -- Driver interface -------------------------------------------------------------------
+
+    @property
+    def bus_key(self) -> BusKey:
+        return ("serial", os.path.realpath(self.port_path))
 
     async def read(self) -> Sample:
         loop = asyncio.get_running_loop()

@@ -6,11 +6,10 @@ serial port share one connection and are polled one after another.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from energy_pipeline.config import Config, Device, ModbusDevice, ModbusTcp
-from energy_pipeline.drivers.base import Driver
+from energy_pipeline.drivers.base import Driver, StateStores
 from energy_pipeline.drivers.modbus.client import Bus, Endpoint, SerialEndpoint, TcpEndpoint
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.profiles import load_profile
@@ -31,20 +30,15 @@ def endpoint_of(device: ModbusDevice, profile: Profile, config: Config) -> Endpo
     )
 
 
-def _bus_key(endpoint: Endpoint) -> tuple[str, ...]:
-    if isinstance(endpoint, TcpEndpoint):
-        return ("tcp", endpoint.host, str(endpoint.port))
-    return ("serial", os.path.realpath(endpoint.port))
-
-
-def build(devices: Sequence[Device], config: Config) -> list[Driver]:
+def build(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    """Modbus devices keep no state across restarts; `state` is unused."""
     buses: dict[tuple[str, ...], Bus] = {}
     drivers: list[Driver] = []
     for dev in devices:
         assert isinstance(dev, ModbusDevice)
         profile = load_profile(dev.profile, config.base_dir)
         endpoint = endpoint_of(dev, profile, config)
-        bus = buses.setdefault(_bus_key(endpoint), Bus(endpoint, config.data_dir))
+        bus = buses.setdefault(endpoint.key, Bus(endpoint, config.data_dir))
         conn = dev.connection
         drivers.append(
             ModbusDriver(

@@ -14,7 +14,13 @@ import math
 
 import numpy as np
 
-from energy_pipeline.drivers.base import DeviceError, DeviceExceptionReply, Driver, PortBusyError
+from energy_pipeline.drivers.base import (
+    BusKey,
+    DeviceError,
+    DeviceExceptionReply,
+    Driver,
+    PortBusyError,
+)
 from energy_pipeline.drivers.modbus.client import ILLEGAL_ADDRESS, Bus
 from energy_pipeline.drivers.modbus.codec import BlockDecoder
 from energy_pipeline.drivers.modbus.planner import Block, plan_reads, points_in, word_positions
@@ -50,14 +56,11 @@ class ModbusDriver(Driver):
         retries: int,
         max_gap: int,
     ):
-        super().__init__(device_id)
+        super().__init__(device_id, timeout=timeout, retries=retries)
         self.profile = profile
         self.bus = bus
         self.unit_id = unit_id
-        self.timeout = timeout
-        self.retries = retries
         self.max_gap = max_gap
-        self.last_attempts = 0
         self._points = list(profile.points)
         self._dead: set[str] = set()
         self.names: tuple[str, ...] = tuple(p.name for p in self._points if p.data_type != "string")
@@ -87,6 +90,10 @@ class ModbusDriver(Driver):
         self._missing = np.array(
             [i for i, name in enumerate(self.names) if name not in where], dtype=np.intp
         )
+
+    @property
+    def bus_key(self) -> BusKey:
+        return self.bus.endpoint.key
 
     @property
     def requests_per_poll(self) -> int:
