@@ -134,7 +134,7 @@ def cmd_simulate_history(args: argparse.Namespace) -> int:
 
 
 def cmd_poll_once(args: argparse.Namespace) -> int:
-    from energy_pipeline.oneshot import poll_once
+    from energy_pipeline.console.poll import poll_once
 
     config = _config(args)
     if args.device and args.device not in {d.id for d in config.devices}:
@@ -143,7 +143,7 @@ def cmd_poll_once(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from energy_pipeline.oneshot import health
+    from energy_pipeline.console.health import health
 
     config = _config(args)
     if args.device and args.device not in {d.id for d in config.devices}:
@@ -152,7 +152,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from energy_pipeline.oneshot import list_profiles
+    from energy_pipeline.console.profiles import list_profiles
 
     return list_profiles(args.json)
 
@@ -164,10 +164,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from energy_pipeline.demo import run_demo, run_pipeline_demo
-
     if args.poll_only:
+        from energy_pipeline.demo.table import run_demo
+
         return run_demo(_config(args), refresh=args.refresh, duration=args.duration)
+    from energy_pipeline.demo.site import run_pipeline_demo
+
     return run_pipeline_demo(
         _config(args),
         headless=args.headless,

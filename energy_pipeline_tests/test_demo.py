@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from energy_pipeline.config import Config
-from energy_pipeline.demo import Row, key_values, render
+from energy_pipeline.demo.table import Row, key_values, render
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.readings import Sample
 

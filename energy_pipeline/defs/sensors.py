@@ -216,7 +216,7 @@ def build_minute_sensor(
             raw_folders(config, window_start),
             read_manifest(config.data_dir),
         )
-        requests = [_request(minute_parts, run) for run in runs]
+        requests = [run_request(minute_parts, run) for run in runs]
         events = []
         if sealed is not None and sealed != cursor.sealed:
             events.append(
@@ -248,7 +248,8 @@ def _skip_reason(sealed: datetime | None, marks: dict[str, datetime]) -> str:
     return f"no newly sealed minutes (watermark {sealed.isoformat() if sealed else '-'})"
 
 
-def _request(parts: dg.TimeWindowPartitionsDefinition, run: Planned) -> dg.RunRequest:
+def run_request(parts: dg.TimeWindowPartitionsDefinition, run: Planned) -> dg.RunRequest:
+    """The range run of `run`'s minutes; the headless demo runs the very same request."""
     first = parts.get_partition_key_for_timestamp(run.start.timestamp())
     last = parts.get_partition_key_for_timestamp((run.end - timedelta(minutes=1)).timestamp())
     return dg.RunRequest(
