@@ -289,7 +289,7 @@ def run_pipeline_demo(
     out: TextIO | None = None,
 ) -> int:
     """The whole site: simulators, history, collector, and Dagster (UI or headless)."""
-    from energy_pipeline.collector.history import simulate_history
+    from energy_pipeline.simulators.history import simulate_history
 
     out = out or sys.stdout
     stop = threading.Event()
@@ -377,8 +377,9 @@ def _headless_pipeline(config: Config, started: datetime, out: TextIO) -> int:
     from energy_pipeline.defs.assemble import build_definitions
     from energy_pipeline.defs.partitions import minute_window_start
     from energy_pipeline.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, floor_minute
+    from energy_pipeline.lake.warehouse import query
     from energy_pipeline.transforms.timegrid import days_between
-    from energy_pipeline.transforms.warehouse import query, render
+    from energy_pipeline.transforms.warehouse import render
 
     for noisy in ("alembic", "dagster"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -442,7 +443,7 @@ def _headless_pipeline(config: Config, started: datetime, out: TextIO) -> int:
 
 def _earliest_raw_day(config: Config, tz: ZoneInfo) -> date | None:
     from energy_pipeline.lake.layout import RAW_READINGS
-    from energy_pipeline.transforms.maintenance import hour_folders
+    from energy_pipeline.lake.scan import hour_folders
 
     folders = hour_folders(config.data_dir, RAW_READINGS)
     return folders[0][0].astimezone(tz).date() if folders else None
