@@ -8,6 +8,7 @@ skipped, plus its checks' results. No I/O managers. The daily tables share one p
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import dagster as dg
 import pyarrow as pa
@@ -255,6 +256,13 @@ def build_assets(
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """The asset definitions: each function above with its partitions, deps and checks."""
     minute_to_daily = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+    daily_table = partial(
+        dg.asset,
+        partitions_def=daily_parts,
+        group_name=DAILY_GROUP,
+        kinds={"duckdb", "parquet"},
+        owners=OWNERS,
+    )
     return [
         raw_readings_spec(config),
         dg.asset(
@@ -274,13 +282,9 @@ def build_assets(
                 "DuckDB query per day."
             ),
         )(minute_readings),
-        dg.asset(
+        daily_table(
             name=DAILY_READINGS,
-            partitions_def=daily_parts,
             deps=[dg.AssetDep(MINUTE_READINGS, partition_mapping=minute_to_daily)],
-            group_name=DAILY_GROUP,
-            kinds={"duckdb", "parquet"},
-            owners=OWNERS,
             check_specs=checks.daily_readings_specs(),
             description=(
                 "The local day's 1-minute grid per device and metric, gaps explicit (count 0), "
@@ -290,13 +294,9 @@ def build_assets(
                 "the same transform."
             ),
         )(daily_readings_asset),
-        dg.asset(
+        daily_table(
             name=DAILY_DEVICE_SUMMARY,
-            partitions_def=daily_parts,
             deps=[DAILY_READINGS],
-            group_name=DAILY_GROUP,
-            kinds={"duckdb", "parquet"},
-            owners=OWNERS,
             check_specs=checks.summary_specs(),
             description=(
                 "Per device and local day: energy (sum of counter deltas, resets counted), peak "
@@ -304,13 +304,9 @@ def build_assets(
                 "completeness (% of expected minutes present)."
             ),
         )(daily_device_summary),
-        dg.asset(
+        daily_table(
             name=FORECAST_FEATURES,
-            partitions_def=daily_parts,
             deps=[DAILY_READINGS],
-            group_name=DAILY_GROUP,
-            kinds={"duckdb", "parquet"},
-            owners=OWNERS,
             check_specs=checks.feature_specs(),
             description=(
                 "Per device and 15-minute slot: the target (energy from counter deltas, else mean "
