@@ -130,7 +130,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def wait_up(data_dir: Path, count: int, limit: float) -> None:
-    from energy_pipeline.collector.status import read_status
+    from energy_pipeline.lake.status import read_status
 
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,15 +41,16 @@ from energy_pipeline.lake.layout import (
     FORECAST_FEATURES,
     RAW_READINGS,
     hour_dir,
+    partition_path,
     warehouse_path,
 )
+from energy_pipeline.lake.warehouse import build_warehouse, query
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.catalog import build_catalog
-from energy_pipeline.transforms.lakefiles import partition_path
 from energy_pipeline.transforms.minute import compute_minutes
 from energy_pipeline.transforms.schemas import FEATURES_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window
-from energy_pipeline.transforms.warehouse import build_warehouse, query
+from energy_pipeline.transforms.warehouse import TABLES
 
 TZ = "Europe/Berlin"
 METRICS = 61
@@ -184,9 +184,7 @@ def forecast_year(data_dir: Path, last_day, devices: int) -> int:
                 "outdoor_temp_c": rng.normal(8, 5, n),
             }
         ).cast(FEATURES_SCHEMA)
-        path = partition_path(data_dir, FORECAST_FEATURES, start)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression="zstd")
+        atomic_write_parquet(table, partition_path(data_dir, FORECAST_FEATURES, start))
         rows += n
     return rows
 
@@ -280,7 +278,7 @@ def main() -> int:
 
     t = time.perf_counter()
     rows = forecast_year(config.data_dir, day - timedelta(days=1), args.devices)
-    build_warehouse(config.data_dir)
+    build_warehouse(config.data_dir, TABLES)
     print(f"  a year of forecast_features written: {rows:,} rows, {time.perf_counter() - t:.1f} s")
     q = (
         "SELECT device_id, hour, avg(target) AS mean_target, avg(lag_1d) AS mean_lag, count(*) "

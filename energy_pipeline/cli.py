@@ -49,7 +49,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from energy_pipeline.transforms.exports import export_range
+    from energy_pipeline.export import export_range
 
     config = _config(args)
     last = args.to or args.from_
@@ -71,7 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from energy_pipeline.transforms.warehouse import query, render
+    from energy_pipeline.lake.warehouse import query
+    from energy_pipeline.transforms.warehouse import render
 
     config = _config(args)
     try:
@@ -104,7 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_history(args: argparse.Namespace) -> int:
-    from energy_pipeline.collector.history import simulate_history
+    from energy_pipeline.simulators.history import simulate_history
 
     if args.days <= 0:
         print("error: --days must be positive", file=sys.stderr)

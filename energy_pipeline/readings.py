@@ -13,6 +13,7 @@ are a table rather than more names and values because each row has its own insta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,6 +34,18 @@ RAW_SCHEMA = pa.schema(
 BACKFILL_SCHEMA = pa.schema([RAW_SCHEMA.field(name) for name in ("ts", "metric", "value")])
 """`Sample.backfill`: RAW_SCHEMA without the device, which the collector adds."""
 
+_DICT = pa.dictionary(pa.int32(), pa.string())
+WAL_RAW_SCHEMA = pa.schema(
+    [
+        pa.field("ts", TS_TYPE, nullable=False),
+        pa.field("device_id", _DICT, nullable=False),
+        pa.field("metric", _DICT, nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+    ]
+)
+"""RAW_SCHEMA with dictionary-encoded strings: what the WAL, the collector's buffer and
+simulated history hand to the lake writer."""
+
 POLLS_SCHEMA = pa.schema(
     [
         pa.field("ts", TS_TYPE, nullable=False),
@@ -45,6 +58,38 @@ POLLS_SCHEMA = pa.schema(
         pa.field("error", pa.string(), nullable=True),
     ]
 )
+
+
+def plain_raw(table: pa.Table) -> pa.Table:
+    """The lake's RAW_SCHEMA (plain strings) from the dictionary-encoded form."""
+    return table.cast(RAW_SCHEMA)
+
+
+class Dictionary:
+    """A string dictionary that only grows; codes stay valid for the process's life, so a
+    batch of readings is a few array calls however many readings it holds."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._values: list[str] = []
+        self._array: pa.Array | None = None
+
+    def code(self, value: str) -> int:
+        code = self._codes.get(value)
+        if code is None:
+            code = self._codes[value] = len(self._values)
+            self._values.append(value)
+            self._array = None
+        return code
+
+    def codes(self, values: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.code(v) for v in values), dtype=np.int32, count=len(values))
+
+    @property
+    def array(self) -> pa.Array:
+        if self._array is None:
+            self._array = pa.array(self._values, type=pa.string())
+        return self._array
 
 
 @dataclass(slots=True)

@@ -89,7 +89,7 @@ def collector(config: Path, log: Path) -> subprocess.Popen:
 
 
 def status(data_dir: Path, collector_id: str = "main") -> dict[str, Any] | None:
-    from energy_pipeline.collector.status import read_status
+    from energy_pipeline.lake.status import read_status
 
     return read_status(data_dir, collector_id)
 

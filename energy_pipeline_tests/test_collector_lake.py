@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from energy_pipeline.collector.encode import OutcomeEncoder
-from energy_pipeline.collector.sealer import HOUR_US, MINUTE_US, LakeWriter, Sealer, split_periods
+from energy_pipeline.collector.sealer import Sealer
 from energy_pipeline.collector.wal import WriteAheadLog, decode_frames, encode_frame
+from energy_pipeline.lake.seal import HOUR_US, MINUTE_US, LakeWriter, split_periods
 from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, PollOutcome, Sample
 
 NAMES = ("voltage_l1_n", "current_l1", "power_active_total")

@@ -17,9 +17,9 @@ import pytest
 
 from energy_pipeline.collector.lock import CollectorRunning
 from energy_pipeline.collector.service import CollectorService
-from energy_pipeline.collector.status import read_status
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import DeviceConnectionError, Driver
+from energy_pipeline.lake.status import read_status
 from energy_pipeline.readings import Sample
 
 NAMES = tuple(f"m{i}" for i in range(10))

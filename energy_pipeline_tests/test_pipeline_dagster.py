@@ -21,8 +21,8 @@ from energy_pipeline.defs.partitions import daily_partitions, minute_partitions
 from energy_pipeline.defs.resources import EnergySite
 from energy_pipeline.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, Cursor
 from energy_pipeline.lake.layout import DAILY_READINGS, MINUTE_READINGS, RAW_READINGS, hour_dir
+from energy_pipeline.lake.maintenance import compact
 from energy_pipeline.readings import RAW_SCHEMA
-from energy_pipeline.transforms.maintenance import compact
 from energy_pipeline.transforms.timegrid import day_window
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.lakedata import site, write_raw, write_status
@@ -257,9 +257,10 @@ def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
 
     sql = run_cli("sql", "--config", str(config.path), "SELECT 1 AS one")
     assert sql.returncode == 1 and "materialize the `warehouse` asset" in sql.stderr
-    from energy_pipeline.transforms.warehouse import build_warehouse
+    from energy_pipeline.lake.warehouse import build_warehouse
+    from energy_pipeline.transforms.warehouse import TABLES
 
-    build_warehouse(config.data_dir)
+    build_warehouse(config.data_dir, TABLES)
     out = run_cli(
         "sql",
         "--config",

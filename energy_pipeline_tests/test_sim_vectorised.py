@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from energy_pipeline.collector.history import instants, model_matrix
 from energy_pipeline.simulators import ArrayDeviceModel, device_model
+from energy_pipeline.simulators.history import instants, model_matrix
 from energy_pipeline.simulators.modbus import ProfileModel
 from energy_pipeline_tests.sim_support import BUILTIN_MODBUS_DEVICES, site_config
 

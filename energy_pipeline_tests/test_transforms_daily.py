@@ -11,17 +11,19 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from energy_pipeline.export import export_range
+from energy_pipeline.lake.exports import prune_exports
 from energy_pipeline.lake.layout import DAILY_READINGS, RAW_READINGS, exports_dir, hour_dir
+from energy_pipeline.lake.maintenance import compact, exchange, read_manifest
+from energy_pipeline.lake.tables import write_partition
+from energy_pipeline.lake.warehouse import build_warehouse, query
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
-from energy_pipeline.transforms.exports import export_range, prune_exports
 from energy_pipeline.transforms.features import forecast_features
-from energy_pipeline.transforms.lakefiles import write_partition
-from energy_pipeline.transforms.maintenance import compact, exchange, read_manifest
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window, minute_grid
-from energy_pipeline.transforms.warehouse import build_warehouse, query, render
+from energy_pipeline.transforms.warehouse import TABLES, render
 from energy_pipeline_tests.lakedata import site, write_raw
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -194,7 +196,7 @@ def test_exports_write_prognoza_and_logger_files(tmp_path: Path) -> None:
     assert len(rows) == 1 + 1438
     old = exports_dir(config.data_dir) / "m1" / "2024-11-01_daily.csv"
     old.write_text("x")
-    assert prune_exports(exports_dir(config.data_dir), day, 30) == [old]
+    assert prune_exports(config.data_dir, day, 30) == [old]
 
 
 def test_compaction_swaps_an_hour_folder_atomically(tmp_path: Path) -> None:
@@ -233,7 +235,7 @@ def test_warehouse_views_and_read_only_queries(tmp_path: Path) -> None:
     day = date(2025, 1, 15)
     write_raw(config.data_dir, _day_rows(day), per_minute=False)
     _materialize_day(config, day)
-    _, counts = build_warehouse(config.data_dir)
+    _, counts = build_warehouse(config.data_dir, TABLES)
     assert counts["daily_readings"] == 3 * 1440 and counts["forecast_features"] == 0
     header, rows = query(
         config.data_dir, "SELECT metric, sum(count) FROM daily_readings GROUP BY 1 ORDER BY 1"

@@ -17,48 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, TS_TYPE, PollOutcome
-
-_DICT = pa.dictionary(pa.int32(), pa.string())
-WAL_RAW_SCHEMA = pa.schema(
-    [
-        pa.field("ts", TS_TYPE, nullable=False),
-        pa.field("device_id", _DICT, nullable=False),
-        pa.field("metric", _DICT, nullable=False),
-        pa.field("value", pa.float64(), nullable=False),
-    ]
+from energy_pipeline.readings import (
+    POLLS_SCHEMA,
+    TS_TYPE,
+    WAL_RAW_SCHEMA,
+    Dictionary,
+    PollOutcome,
 )
-"""RAW_SCHEMA with dictionary-encoded strings: what the WAL and the in-memory buffer hold."""
 
 
 def to_us(ts: float) -> int:
     return round(ts * 1_000_000)
-
-
-class Dictionary:
-    """A string dictionary that only grows; codes stay valid for the process's life."""
-
-    def __init__(self) -> None:
-        self._codes: dict[str, int] = {}
-        self._values: list[str] = []
-        self._array: pa.Array | None = None
-
-    def code(self, value: str) -> int:
-        code = self._codes.get(value)
-        if code is None:
-            code = self._codes[value] = len(self._values)
-            self._values.append(value)
-            self._array = None
-        return code
-
-    def codes(self, values: Sequence[str]) -> np.ndarray:
-        return np.fromiter((self.code(v) for v in values), dtype=np.int32, count=len(values))
-
-    @property
-    def array(self) -> pa.Array:
-        if self._array is None:
-            self._array = pa.array(self._values, type=pa.string())
-        return self._array
 
 
 @dataclass(slots=True)
@@ -155,8 +124,3 @@ def encode_polls(outcomes: Sequence[PollOutcome]) -> pa.RecordBatch:
         },
         schema=POLLS_SCHEMA,
     )
-
-
-def plain_raw(table: pa.Table) -> pa.Table:
-    """The lake's RAW_SCHEMA (plain strings) from the dictionary-encoded in-memory form."""
-    return table.cast(RAW_SCHEMA)

@@ -22,12 +22,14 @@ import pyarrow as pa
 
 from energy_pipeline.collector.encode import OutcomeEncoder
 from energy_pipeline.collector.scheduler import Clock
-from energy_pipeline.collector.sealer import MINUTE_US, LakeWriter, Sealer
+from energy_pipeline.collector.sealer import Sealer
 from energy_pipeline.collector.state import CollectorState
-from energy_pipeline.collector.status import read_status, status_document, write_status
+from energy_pipeline.collector.status import status_document
 from energy_pipeline.collector.wal import WriteAheadLog, encode_frame
 from energy_pipeline.config import Config
 from energy_pipeline.lake.layout import state_dir
+from energy_pipeline.lake.seal import MINUTE_US, LakeWriter
+from energy_pipeline.lake.status import read_status, write_status
 from energy_pipeline.readings import PollOutcome
 
 log = logging.getLogger("energy_pipeline.collector")

@@ -1,5 +1,6 @@
-"""The status file `<data_dir>/state/collector-<id>.json` (contracts §5), rewritten atomically
-every tick, and its rendering for `energy-pipeline status`.
+"""The collector's side of its status file (contracts §5; written by `lake.status`): the
+document of its live state, rewritten atomically every tick, and the `energy-pipeline status`
+rendering.
 
 It only ever states what is durable: `last_ack_ts` is set after the WAL fsync, and
 `sealed_watermark` after the Parquet files are renamed into place.
@@ -9,63 +10,42 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from energy_pipeline.collector.state import CollectorState
-from energy_pipeline.lake.files import atomic_write_bytes
-from energy_pipeline.lake.layout import status_path
-from energy_pipeline.lake.status import read_statuses
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+from energy_pipeline.lake import status as lake_status
 
 
 def status_document(state: CollectorState) -> dict[str, Any]:
-    return {
-        "collector_id": state.collector_id,
-        "pid": state.pid,
-        "started_at": _iso(state.started_at),
-        "updated_at": _iso(state.updated_at),
-        "sealed_watermark": _iso(state.sealed_watermark),
-        "wal_backlog_bytes": state.wal_backlog_bytes,
-        "wal_backlog_rows": state.wal_backlog_rows,
-        "pending_rows": state.pending_rows,
-        "dropped_rows": state.dropped_rows,
-        "storage_error": state.storage_error,
-        "devices": {
-            d.device_id: {
-                "state": d.state,
-                "last_ack_ts": _iso(d.last_ack_ts),
-                "consecutive_failures": d.consecutive_failures,
-                "next_retry": _iso(d.next_retry),
-                "last_error": d.last_error,
-                "last_error_kind": d.last_error_kind,
-                "missed_ticks": d.missed_ticks,
-                "polls_ok": d.polls_ok,
-                "polls_failed": d.polls_failed,
-                "invalid_values": d.invalid_values,
-            }
+    """The collector's live state as the lake's status document."""
+    return lake_status.status_document(
+        state.collector_id,
+        state.pid,
+        state.started_at,
+        {
+            d.device_id: lake_status.device_status(
+                d.state,
+                d.last_ack_ts,
+                consecutive_failures=d.consecutive_failures,
+                next_retry=d.next_retry,
+                last_error=d.last_error,
+                last_error_kind=d.last_error_kind,
+                missed_ticks=d.missed_ticks,
+                polls_ok=d.polls_ok,
+                polls_failed=d.polls_failed,
+                invalid_values=d.invalid_values,
+            )
             for d in state.devices.values()
         },
-    }
-
-
-def write_status(data_dir: Path, document: dict[str, Any]) -> None:
-    atomic_write_bytes(
-        status_path(data_dir, document["collector_id"]),
-        json.dumps(document, separators=(",", ":")).encode(),
+        updated_at=state.updated_at,
+        sealed_watermark=state.sealed_watermark,
+        wal_backlog_bytes=state.wal_backlog_bytes,
+        wal_backlog_rows=state.wal_backlog_rows,
+        pending_rows=state.pending_rows,
+        dropped_rows=state.dropped_rows,
+        storage_error=state.storage_error,
     )
-
-
-def read_status(data_dir: Path, collector_id: str) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(status_path(data_dir, collector_id).read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _alive(pid: object) -> bool:
@@ -82,7 +62,7 @@ def _alive(pid: object) -> bool:
 
 def collector_statuses(data_dir: Path) -> list[dict[str, Any]]:
     """Every collector's status with `running` (its pid is alive) added."""
-    docs = read_statuses(data_dir)
+    docs = lake_status.read_statuses(data_dir)
     for doc in docs:
         doc["running"] = _alive(doc.get("pid"))
     return docs

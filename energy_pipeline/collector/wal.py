@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from energy_pipeline.collector.encode import WAL_RAW_SCHEMA
 from energy_pipeline.lake.files import fsync_dir
-from energy_pipeline.readings import POLLS_SCHEMA
+from energy_pipeline.readings import POLLS_SCHEMA, WAL_RAW_SCHEMA
 
 MAGIC = b"EPW1"
 _HEADER = struct.Struct("<4sII")

@@ -20,10 +20,10 @@ import dagster as dg
 
 from energy_pipeline.config import Config
 from energy_pipeline.defs.partitions import minute_window_start
-from energy_pipeline.lake.layout import RAW_READINGS
+from energy_pipeline.lake.layout import HOUR, RAW_READINGS, floor_hour
+from energy_pipeline.lake.maintenance import read_manifest
+from energy_pipeline.lake.scan import hour_folders
 from energy_pipeline.lake.status import read_statuses
-from energy_pipeline.transforms.lakefiles import HOUR, floor_hour
-from energy_pipeline.transforms.maintenance import hour_folders, read_manifest
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (

@@ -7,11 +7,11 @@ import dagster as dg
 
 from energy_pipeline.config import Config
 from energy_pipeline.defs.sensors import effective_watermark
-from energy_pipeline.lake.layout import MINUTE_READINGS, POLLS, RAW_READINGS, exports_dir
+from energy_pipeline.lake.exports import prune_exports
+from energy_pipeline.lake.layout import MINUTE_READINGS, POLLS, RAW_READINGS
+from energy_pipeline.lake.maintenance import compact, prune_days
 from energy_pipeline.lake.status import read_statuses
 from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
-from energy_pipeline.transforms.exports import prune_exports
-from energy_pipeline.transforms.maintenance import compact, prune_days
 
 
 def build_upkeep_job(config: Config) -> dg.JobDefinition:
@@ -46,7 +46,7 @@ def build_upkeep_job(config: Config) -> dg.JobDefinition:
         if p.minute_retention_days:
             cutoff = today - timedelta(days=p.minute_retention_days)
             removed += prune_days(config.data_dir, MINUTE_READINGS, cutoff)
-        removed += prune_exports(exports_dir(config.data_dir), today, p.export_retention_days)
+        removed += prune_exports(config.data_dir, today, p.export_retention_days)
         context.log.info(f"retention removed {len(removed)} folders/files")
 
     @dg.op(description="delete Dagster runs (and their events) older than run_history_days")

@@ -24,9 +24,10 @@ from energy_pipeline.defs.sensors import (
     run_request,
 )
 from energy_pipeline.lake.layout import RAW_READINGS
-from energy_pipeline.transforms.maintenance import hour_folders
+from energy_pipeline.lake.scan import hour_folders
+from energy_pipeline.lake.warehouse import query
 from energy_pipeline.transforms.timegrid import days_between
-from energy_pipeline.transforms.warehouse import query, render
+from energy_pipeline.transforms.warehouse import render
 
 
 def run_headless(config: Config, started: datetime, out: TextIO) -> int:

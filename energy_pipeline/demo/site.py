@@ -75,7 +75,7 @@ def run_pipeline_demo(
     out: TextIO | None = None,
 ) -> int:
     """The whole site: simulators, history, collector, and Dagster (UI or headless)."""
-    from energy_pipeline.collector.history import simulate_history
+    from energy_pipeline.simulators.history import simulate_history
 
     out = out or sys.stdout
     stop_event = threading.Event()

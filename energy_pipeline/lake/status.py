@@ -1,17 +1,97 @@
-"""Collector status files: what each collector has acknowledged and sealed.
+"""Collector status files `state/collector-<id>.json` (contracts §5): what each collector has
+acknowledged and sealed; the document's shape is defined here, once.
 
-Written atomically by the collector every tick; read by `energy-pipeline status`, the Dagster
-sensor (the sealed-minute watermark: every minute before it is in the lake) and the tests.
+Written atomically by the collector every tick (and once by simulated history); read by
+`energy-pipeline status`, the Dagster sensor (the sealed-minute watermark: every minute before
+it is in the lake) and the tests.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from energy_pipeline.lake.layout import state_dir
+from energy_pipeline.lake.files import atomic_write_bytes
+from energy_pipeline.lake.layout import state_dir, status_path
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def device_status(
+    state: str,
+    last_ack_ts: datetime | None,
+    *,
+    consecutive_failures: int = 0,
+    next_retry: datetime | None = None,
+    last_error: str | None = None,
+    last_error_kind: str | None = None,
+    missed_ticks: int = 0,
+    polls_ok: int = 0,
+    polls_failed: int = 0,
+    invalid_values: int = 0,
+) -> dict[str, Any]:
+    """One device's entry of a status document."""
+    return {
+        "state": state,
+        "last_ack_ts": _iso(last_ack_ts),
+        "consecutive_failures": consecutive_failures,
+        "next_retry": _iso(next_retry),
+        "last_error": last_error,
+        "last_error_kind": last_error_kind,
+        "missed_ticks": missed_ticks,
+        "polls_ok": polls_ok,
+        "polls_failed": polls_failed,
+        "invalid_values": invalid_values,
+    }
+
+
+def status_document(
+    collector_id: str,
+    pid: int,
+    started_at: datetime | None,
+    devices: dict[str, dict[str, Any]],
+    *,
+    updated_at: datetime | None = None,
+    sealed_watermark: datetime | None = None,
+    wal_backlog_bytes: int = 0,
+    wal_backlog_rows: int = 0,
+    pending_rows: int = 0,
+    dropped_rows: int = 0,
+    storage_error: str | None = None,
+) -> dict[str, Any]:
+    """A collector's status document; `devices` maps id to `device_status(...)`."""
+    return {
+        "collector_id": collector_id,
+        "pid": pid,
+        "started_at": _iso(started_at),
+        "updated_at": _iso(updated_at),
+        "sealed_watermark": _iso(sealed_watermark),
+        "wal_backlog_bytes": wal_backlog_bytes,
+        "wal_backlog_rows": wal_backlog_rows,
+        "pending_rows": pending_rows,
+        "dropped_rows": dropped_rows,
+        "storage_error": storage_error,
+        "devices": devices,
+    }
+
+
+def write_status(data_dir: Path, document: dict[str, Any]) -> None:
+    atomic_write_bytes(
+        status_path(data_dir, document["collector_id"]),
+        json.dumps(document, separators=(",", ":")).encode(),
+    )
+
+
+def read_status(data_dir: Path, collector_id: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(status_path(data_dir, collector_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def read_statuses(data_dir: Path) -> list[dict[str, Any]]:

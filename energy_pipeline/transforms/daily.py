@@ -17,9 +17,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from energy_pipeline.lake.layout import MINUTE_READINGS, RAW_READINGS, hour_dir
+from energy_pipeline.lake.layout import (
+    HOUR,
+    MINUTE_READINGS,
+    RAW_READINGS,
+    hour_dir,
+    hours_of,
+    partition_path,
+)
+from energy_pipeline.lake.scan import latest_mtime
 from energy_pipeline.transforms.catalog import Catalog
-from energy_pipeline.transforms.lakefiles import HOUR, PART_FILE, hours_of, latest_mtime
 from energy_pipeline.transforms.minute import MinuteStats, compute_minutes, connect
 from energy_pipeline.transforms.schemas import (
     DAILY_READINGS_SCHEMA,
@@ -57,7 +64,7 @@ def minute_source(
     src = MinuteSource(MINUTE_SCHEMA.empty_table())
     missing: list[datetime] = []
     for hour in hours_of(start, end):
-        path = hour_dir(data_dir, MINUTE_READINGS, hour) / PART_FILE
+        path = partition_path(data_dir, MINUTE_READINGS, hour)
         minute_mtime = latest_mtime(path)
         raw_mtime = latest_mtime(hour_dir(data_dir, RAW_READINGS, hour))
         if minute_mtime is not None and (raw_mtime is None or raw_mtime <= minute_mtime):

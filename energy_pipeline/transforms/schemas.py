@@ -117,6 +117,3 @@ FEATURES_SCHEMA = pa.schema(
         pa.field("outdoor_temp_c", pa.float64()),
     ]
 )
-
-# Hive folder columns (from `layout.hour_dir`) and their pinned types, so DuckDB never guesses.
-HIVE_TYPES = {"date": "DATE", "hour": "INTEGER"}

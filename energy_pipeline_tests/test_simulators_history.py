@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from energy_pipeline.collector.history import earliest_other_minute, instants
+from energy_pipeline.lake.seal import earliest_other_minute
+from energy_pipeline.simulators.history import instants
 from energy_pipeline_tests.collector_support import janitza, read_lake, write_site
 from energy_pipeline_tests.conftest import run_cli
 

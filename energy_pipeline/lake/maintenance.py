@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from energy_pipeline.lake.files import atomic_write_json, atomic_write_parquet, fsync_dir
 from energy_pipeline.lake.layout import TMP_SUFFIX, state_dir, table_dir
-from energy_pipeline.transforms.lakefiles import file_info
+from energy_pipeline.lake.scan import file_info, hour_folders
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +80,6 @@ def exchange(a: Path, b: Path) -> bool:
     a.rename(b)
     parked.rename(a)
     return False
-
-
-def _hour_of(folder: Path) -> datetime | None:
-    try:
-        day = date.fromisoformat(folder.parent.name.removeprefix("date="))
-        return datetime(
-            day.year, day.month, day.day, int(folder.name.removeprefix("hour=")), tzinfo=UTC
-        )
-    except ValueError:
-        return None
-
-
-def hour_folders(data_dir: Path, table: str) -> list[tuple[datetime, Path]]:
-    out = []
-    for folder in sorted(table_dir(data_dir, table).glob("date=*/hour=*")):
-        hour = _hour_of(folder)
-        if hour is not None and folder.is_dir():
-            out.append((hour, folder))
-    return out
 
 
 def empty_trash(data_dir: Path, now: float | None = None) -> None:

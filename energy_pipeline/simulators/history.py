@@ -17,19 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
 
-from energy_pipeline.collector.encode import WAL_RAW_SCHEMA, Dictionary
-from energy_pipeline.collector.sealer import HOUR_US, LakeWriter
-from energy_pipeline.collector.state import CollectorState, DeviceState
-from energy_pipeline.collector.status import status_document, write_status
 from energy_pipeline.config import Config, Device
-from energy_pipeline.lake.layout import POLLS
-from energy_pipeline.readings import POLLS_SCHEMA, TS_TYPE
+from energy_pipeline.lake.seal import HOUR_US, LakeWriter, earliest_other_minute
+from energy_pipeline.lake.status import device_status, status_document, write_status
+from energy_pipeline.readings import POLLS_SCHEMA, TS_TYPE, WAL_RAW_SCHEMA, Dictionary
+from energy_pipeline.simulators import ArrayDeviceModel, device_model
 
 HISTORY_ID = "history"
 
@@ -52,26 +49,9 @@ def instants(start: datetime, end: datetime, interval: float) -> np.ndarray:
     return np.arange(first, last, dtype=np.float64) * interval
 
 
-def earliest_other_minute(data_dir: Path, collector_id: str) -> datetime | None:
-    """The first minute any other collector landed, read from file names (no data is opened).
-
-    History ends there, so simulated and live readings of a device never overlap.
-    """
-    first: str | None = None
-    for path in (data_dir / POLLS).glob("date=*/hour=*/*.parquet"):
-        owner, _, stamp = path.stem.rpartition("-")
-        if owner and owner != collector_id and (first is None or stamp < first):
-            first = stamp
-    if first is None:
-        return None
-    return datetime.strptime(first, "%Y%m%dT%H%M").replace(tzinfo=UTC)
-
-
 def model_matrix(model: object, ts: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     """(metric names, values of shape len(ts) x len(names)): from `model.values_between` in one
     call where the model has it, else from `model.values_at` per instant."""
-    from energy_pipeline.simulators import ArrayDeviceModel
-
     if isinstance(model, ArrayDeviceModel):
         return model.values_between(ts)
     rows = [model.values_at(datetime.fromtimestamp(t, tz=UTC)) for t in ts.tolist()]  # type: ignore[attr-defined]
@@ -123,12 +103,10 @@ def simulate_history(
     devices: Sequence[Device] | None = None,
     progress: TextIO | None = sys.stderr,
 ) -> HistoryResult:
-    from energy_pipeline.simulators import device_model
-
     began = time.monotonic()
     chosen = list(config.devices if devices is None else devices)
     stop = end or datetime.now(UTC).replace(second=0, microsecond=0)
-    live = earliest_other_minute(config.data_dir, collector_id)
+    live = earliest_other_minute(config.data_dir, collector_id)  # history never overlaps live
     if live is not None and live < stop:
         stop = live
     start = stop - timedelta(days=days)
@@ -221,10 +199,7 @@ def _write_history_status(
     devices: Sequence[Device],
 ) -> None:
     """A status file like a collector's, so the pipeline's sensor sees the history as sealed."""
-    state = CollectorState(collector_id, 0, end, sealed_watermark=end, updated_at=end)
-    for dev in devices:
-        ds = DeviceState(dev.id, dev.interval, state="up")
-        if dev.id in last_ts:
-            ds.last_ack_ts = datetime.fromtimestamp(last_ts[dev.id], tz=UTC)
-        state.devices[dev.id] = ds
-    write_status(config.data_dir, status_document(state))
+    last = {dev_id: datetime.fromtimestamp(t, tz=UTC) for dev_id, t in last_ts.items()}
+    devs = {dev.id: device_status("up", last.get(dev.id)) for dev in devices}
+    doc = status_document(collector_id, 0, end, devs, updated_at=end, sealed_watermark=end)
+    write_status(config.data_dir, doc)

@@ -1,32 +1,20 @@
-"""Reading and writing the lake's hive folders by UTC window.
+"""Reading the lake: the files of a UTC window, schema-checked, and a stored partition.
 
 Readers list the hour folders a window touches and check every file's schema before DuckDB sees
 it: a corrupt or foreign file is reported by name and skipped, never silently and never fatal.
-Writers replace exactly their own window: an hour fully inside the window is rewritten, an hour
-the window only partly covers keeps its rows outside the window (under a lock, so two runs never
-lose each other's minutes), and every file is swapped in atomically.
 """
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import TMP_SUFFIX, hour_dir, state_dir
+from energy_pipeline.lake.layout import TMP_SUFFIX, hour_dir, hours_of, partition_path, table_dir
 from energy_pipeline.readings import RAW_SCHEMA
-
-HOUR = timedelta(hours=1)
-PART_FILE = "data.parquet"
 
 
 @dataclass
@@ -36,19 +24,6 @@ class LakeScan:
     files: list[Path] = field(default_factory=list)
     infos: list[FileInfo] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def floor_hour(instant: datetime) -> datetime:
-    utc = instant.astimezone(UTC)
-    return utc.replace(minute=0, second=0, microsecond=0)
-
-
-def hours_of(start: datetime, end: datetime) -> Iterator[datetime]:
-    """The UTC hours that overlap [start, end)."""
-    hour = floor_hour(start)
-    while hour < end:
-        yield hour
-        hour += HOUR
 
 
 @dataclass(frozen=True)
@@ -172,75 +147,38 @@ def latest_mtime(folder: Path) -> int | None:
         return None
 
 
-@contextmanager
-def table_lock(data_dir: Path, table: str) -> Iterator[None]:
-    """Serialise read-modify-write of a table's files across runs and processes."""
-    folder = state_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{table}.lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _ts_us(table: pa.Table) -> np.ndarray:
-    return table.column("ts").cast(pa.int64()).to_numpy()
-
-
-def write_hourly(
-    data_dir: Path,
-    table_name: str,
-    table: pa.Table,
-    start: datetime,
-    end: datetime,
-    schema: pa.Schema,
-) -> list[Path]:
-    """Replace the window [start, end) of an hour-partitioned table with `table`'s rows.
-
-    `table` must hold only rows inside the window, sorted by ts. Hours left without rows lose
-    their file, so a re-run after data was removed does not keep stale minutes.
-    """
-    table = table.select(schema.names).cast(schema)
-    ts = _ts_us(table)
-    written: list[Path] = []
-    start_us = int(start.timestamp() * 1_000_000)
-    end_us = int(end.timestamp() * 1_000_000)
-    with table_lock(data_dir, table_name):
-        for hour in hours_of(start, end):
-            h0 = int(hour.timestamp() * 1_000_000)
-            h1 = h0 + 3_600_000_000
-            lo, hi = np.searchsorted(ts, [max(h0, start_us), min(h1, end_us)])
-            part = table.slice(lo, hi - lo)
-            path = hour_dir(data_dir, table_name, hour) / PART_FILE
-            if (h0 < start_us or h1 > end_us) and path.exists():
-                old = pq.read_table(path, schema=schema)
-                old_ts = old.column("ts").cast(pa.int64())
-                outside = pc.or_(pc.less(old_ts, start_us), pc.greater_equal(old_ts, end_us))
-                part = pa.concat_tables([old.filter(outside), part]).sort_by(
-                    [("ts", "ascending"), ("device_id", "ascending"), ("metric", "ascending")]
-                )
-            if part.num_rows:
-                atomic_write_parquet(part, path)
-                written.append(path)
-            else:
-                path.unlink(missing_ok=True)
-    return written
-
-
-def partition_path(data_dir: Path, table_name: str, window_start: datetime) -> Path:
-    """A daily table's file: the hive folder of the local day's first UTC instant."""
-    return hour_dir(data_dir, table_name, window_start) / PART_FILE
-
-
-def write_partition(
-    data_dir: Path, table_name: str, window_start: datetime, table: pa.Table, schema: pa.Schema
-) -> Path:
-    path = partition_path(data_dir, table_name, window_start)
-    atomic_write_parquet(table.select(schema.names).cast(schema), path)
-    return path
-
-
 def existing(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.is_file()]
+
+
+def hourly_files(data_dir: Path, table: str, start: datetime, end: datetime) -> list[Path]:
+    """The stored files of an hour-partitioned table over [start, end)."""
+    return existing([partition_path(data_dir, table, hour) for hour in hours_of(start, end)])
+
+
+def read_partition(
+    data_dir: Path, table: str, window_start: datetime, schema: pa.Schema
+) -> pa.Table | None:
+    """A daily table's stored partition, or None when it has not been materialized."""
+    path = partition_path(data_dir, table, window_start)
+    return pq.read_table(path, schema=schema) if path.is_file() else None
+
+
+def _hour_of(folder: Path) -> datetime | None:
+    try:
+        day = date.fromisoformat(folder.parent.name.removeprefix("date="))
+        return datetime(
+            day.year, day.month, day.day, int(folder.name.removeprefix("hour=")), tzinfo=UTC
+        )
+    except ValueError:
+        return None
+
+
+def hour_folders(data_dir: Path, table: str) -> list[tuple[datetime, Path]]:
+    """Every `date=/hour=` folder of `table` with its UTC hour, oldest first."""
+    out = []
+    for folder in sorted(table_dir(data_dir, table).glob("date=*/hour=*")):
+        hour = _hour_of(folder)
+        if hour is not None and folder.is_dir():
+            out.append((hour, folder))
+    return out
