@@ -3,33 +3,16 @@ each `python -m energy_pipeline ...` in its own process, on free loopback ports.
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from energy_pipeline_tests.conftest import REPO, cli_env
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from energy_pipeline_tests.kit.sims import python
+from energy_pipeline_tests.kit.sites import write_site
 
 
 def janitza(dev_id: str, port: int, interval: float = 1) -> dict[str, Any]:
@@ -48,40 +31,11 @@ def janitza(dev_id: str, port: int, interval: float = 1) -> dict[str, Any]:
     }
 
 
-def write_site(folder: Path, devices: list[dict], data_dir: Path | None = None, **collector):
-    folder.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "storage": {"data_dir": str(data_dir or folder / "data")},
-        "collector": {"seal_delay": 1, "backoff_initial": 1, "backoff_max": 2, **collector},
-        "devices": devices,
-    }
-    path = folder / "site.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def python(*args: str, **kw: Any) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "energy_pipeline", *args], env=cli_env(), cwd=REPO, **kw
-    )
-
-
-@contextmanager
-def simulators(config: Path) -> Iterator[list[str]]:
-    """`energy-pipeline simulate` for the config; yields its endpoint lines once listening."""
-    proc = python("simulate", "--config", str(config), "--json", stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"simulator exited with {proc.wait(5)}")
-        yield json.loads(line)["endpoints"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def collector_site(folder: Path, devices: list[dict], data_dir: Path | None = None, **collector):
+    """A site whose collector seals and retries quickly; the lake under `folder/data` unless
+    `data_dir` is given."""
+    settings = {"seal_delay": 1, "backoff_initial": 1, "backoff_max": 2, **collector}
+    return write_site(folder, devices, data_dir=data_dir or folder / "data", collector=settings)
 
 
 def collector(config: Path, log: Path) -> subprocess.Popen:

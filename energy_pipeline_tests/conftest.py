@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from energy_pipeline_tests.kit.clock import FakeClock
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +46,8 @@ def require_program(name: str) -> str:
     if os.environ.get("REQUIRE_EXTERNAL") == "1":
         pytest.fail(f"{name} is required in CI (REQUIRE_EXTERNAL=1) but not installed")
     pytest.skip(f"{name} not installed")
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()

@@ -4,7 +4,6 @@ hand-made poll outcomes, a settable clock, and a mosquitto broker on a free loop
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,8 @@ import numpy as np
 
 from energy_pipeline.config import Config, load_config
 from energy_pipeline.readings import PollOutcome, Sample
+from energy_pipeline_tests.kit.ports import free_port, wait_port
+from energy_pipeline_tests.kit.sites import write_site
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -54,27 +55,34 @@ class Clock:
         return self.now
 
 
-def write_site(tmp_path: Path, outputs: str = "", alerts: str = "") -> Config:
-    (tmp_path / "ups.yaml").write_text(UPS_PROFILE)
-    text = f"""\
-site: {{name: testsite, timezone: Europe/Berlin}}
-storage: {{data_dir: data}}
-devices:
+UPS_DEVICES = """\
   - id: ups1
     driver: modbus
     profile: ups.yaml
-    connection: {{transport: tcp, host: 127.0.0.1, port: 1502}}
+    connection: {transport: tcp, host: 127.0.0.1, port: 1502}
     interval: 1
-    tags: {{name: Server room UPS}}
+    tags: {name: Server room UPS}
   - id: ups2
     driver: modbus
     profile: ups.yaml
-    connection: {{transport: tcp, host: 127.0.0.1, port: 1503}}
+    connection: {transport: tcp, host: 127.0.0.1, port: 1503}
     interval: 1
-{outputs}{alerts}"""
-    path = tmp_path / "site.yaml"
-    path.write_text(text)
-    return load_config(path)
+"""
+
+
+def ups_site_file(tmp_path: Path, extra: str = "") -> Path:
+    """Two UPSs on the publishing test profile; `extra` adds outputs/alerts sections."""
+    return write_site(
+        tmp_path,
+        UPS_DEVICES,
+        site={"name": "testsite", "timezone": "Europe/Berlin"},
+        profiles={"ups.yaml": UPS_PROFILE},
+        extra=extra,
+    )
+
+
+def ups_site(tmp_path: Path, extra: str = "") -> Config:
+    return load_config(ups_site_file(tmp_path, extra))
 
 
 def ok(device: str, ts: datetime, **values: float) -> PollOutcome:
@@ -96,23 +104,6 @@ def failed(device: str, ts: datetime, kind: str = "timeout") -> PollOutcome:
     return PollOutcome(
         device, ts, ts, ts + timedelta(seconds=1), 3, None, f"{device}: no answer", kind
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 class Mosquitto:

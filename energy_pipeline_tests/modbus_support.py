@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import threading
 import tty
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -199,10 +198,3 @@ def misbehaving_tcp_server(reply: Callable[[bytes], bytes | None]) -> Iterator[i
 
         lt.call(stop())
         lt.stop()
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

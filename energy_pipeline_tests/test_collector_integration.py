@@ -24,15 +24,15 @@ import pytest
 from energy_pipeline_tests.collector_support import (
     acked,
     collector,
-    free_ports,
+    collector_site,
     janitza,
     read_lake,
-    simulators,
     status,
     wait_for,
-    write_site,
 )
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.sims import simulators
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,7 +60,7 @@ def seconds_between(first: str, last: str) -> list[pd.Timestamp]:
 
 def test_kill_9_ten_times_loses_and_duplicates_nothing(tmp_path):
     ports = free_ports(2)
-    config = write_site(tmp_path, [janitza("umg1", ports[0]), janitza("umg2", ports[1])])
+    config = collector_site(tmp_path, [janitza("umg1", ports[0]), janitza("umg2", ports[1])])
     data = tmp_path / "data"
     log = tmp_path / "collector.log"
     rng = random.Random(int(os.environ.get("KILL_SEED", time.time())))
@@ -98,10 +98,10 @@ def test_a_device_that_never_answers_does_not_delay_the_others(tmp_path):
     ports = free_ports(2)
     devices = [janitza("umg1", ports[0]), janitza("umg2", ports[1])]
     devices.append(janitza("mute", mute.getsockname()[1]))
-    config = write_site(tmp_path, devices)
+    config = collector_site(tmp_path, devices)
     data = tmp_path / "data"
     try:
-        with simulators(write_site(tmp_path / "sim", devices[:2])):
+        with simulators(collector_site(tmp_path / "sim", devices[:2])):
             proc = collector(config, tmp_path / "collector.log")
             wait_for(lambda: len(acked(data, proc.pid)) == 2, 30, "healthy devices up")
             time.sleep(5)
@@ -163,7 +163,7 @@ def fill(folder: Path) -> Path:
 def test_a_full_data_directory_loses_nothing_once_space_returns(tmp_path, small_disk):
     ports = free_ports(2)
     devices = [janitza("umg1", ports[0]), janitza("umg2", ports[1])]
-    config = write_site(tmp_path, devices, data_dir=small_disk / "data")
+    config = collector_site(tmp_path, devices, data_dir=small_disk / "data")
     data = small_disk / "data"
     log = tmp_path / "collector.log"
     with simulators(config):
@@ -193,7 +193,7 @@ def test_a_full_data_directory_loses_nothing_once_space_returns(tmp_path, small_
 
 def test_sigterm_seals_everything_and_a_second_collector_refuses(tmp_path):
     ports = free_ports(1)
-    config = write_site(tmp_path, [janitza("umg1", ports[0])])
+    config = collector_site(tmp_path, [janitza("umg1", ports[0])])
     data = tmp_path / "data"
     with simulators(config):
         proc = collector(config, tmp_path / "collector.log")
@@ -219,7 +219,7 @@ def test_sigterm_seals_everything_and_a_second_collector_refuses(tmp_path):
 
 
 def test_status_without_any_collector_exits_1(tmp_path):
-    config = write_site(tmp_path, [janitza("umg1", 1)])
+    config = collector_site(tmp_path, [janitza("umg1", 1)])
     shown = run_cli("status", "--config", str(config))
     assert shown.returncode == 1 and "no collector status" in shown.stdout
 
@@ -243,8 +243,8 @@ def test_a_dead_unit_on_a_shared_serial_bus_costs_the_healthy_one_no_tick(tmp_pa
             },
         }
 
-    served = write_site(tmp_path / "sim", [ups("ups1", 10)])
-    config = write_site(
+    served = collector_site(tmp_path / "sim", [ups("ups1", 10)])
+    config = collector_site(
         tmp_path, [ups("ups1", 10), ups("ghost", 11)], backoff_initial=2, backoff_max=60
     )
     data = tmp_path / "data"

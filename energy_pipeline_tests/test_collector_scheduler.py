@@ -17,23 +17,7 @@ from energy_pipeline.collector.scheduler import (
     sleep_until,
     take,
 )
-
-
-class FakeClock:
-    """A wall clock the test moves; `sleep` advances it (optionally with a step on the way)."""
-
-    def __init__(self, now: float):
-        self.now = now
-        self.sleeps: list[float] = []
-        self.step_after_sleep: float = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds + self.step_after_sleep
-        self.step_after_sleep = 0.0
+from energy_pipeline_tests.kit.clock import FakeClock
 
 
 def test_first_tick_is_the_next_aligned_instant():

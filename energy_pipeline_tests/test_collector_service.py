@@ -1,12 +1,16 @@
 """The collect service in-process with stand-in drivers: isolation, backoff, stop, lock.
 
 The protocol stacks are exercised by test_collector_integration.py against the real simulators;
-here the drivers are plain objects so the scheduling behaviour is observed exactly.
+here the drivers are plain objects so the scheduling behaviour is observed exactly. The service
+runs on the kit's fake clock: its ticks, the drivers' delays and every timeout follow one clock
+that moves only when all tasks wait, so seconds of collecting take milliseconds and each instant
+is exact.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import DeviceConnectionError, Driver
 from energy_pipeline.lake.status import read_status
 from energy_pipeline.readings import Sample
+from energy_pipeline_tests.kit.clock import FakeClock
 
 NAMES = tuple(f"m{i}" for i in range(10))
 INTERVAL = 0.5
@@ -90,6 +95,12 @@ def make_config(data_dir: Path, ids: list[str], **collector) -> Config:
     )
 
 
+def service_on(
+    clock: FakeClock, config: Config, drivers: dict[str, Driver], **kw
+) -> CollectorService:
+    return CollectorService(config, drivers, clock=clock, rng=random.Random(7), **kw)
+
+
 async def run_for(service: CollectorService, seconds: float) -> None:
     task = asyncio.create_task(service.run())
     await asyncio.sleep(seconds)
@@ -102,18 +113,17 @@ def lake(data_dir: Path, table: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files])
 
 
-def test_hung_device_never_delays_the_others(tmp_path):
+def test_hung_device_never_delays_the_others(tmp_path, fake_clock):
     drivers = {"hung": Hung("hung"), "a": Healthy("a"), "b": Healthy("b")}
-    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
-    asyncio.run(run_for(service, 3.0))
+    service = service_on(fake_clock, make_config(tmp_path, list(drivers)), drivers)
+    fake_clock.run(run_for(service, 3.0))
     polls = lake(tmp_path, "polls").to_pandas()
     for dev in ("a", "b"):
         mine = polls[polls.device_id == dev].sort_values("ts")
         assert mine.ok.all()
         steps = mine.ts.diff().dropna().dt.total_seconds().round(3).unique().tolist()
         assert steps == [INTERVAL], f"{dev} lost ticks: {steps}"
-        lateness = (mine.started_at - mine.ts).dt.total_seconds()
-        assert lateness.max() < INTERVAL / 2
+        assert (mine.started_at == mine.ts).all()  # on the tick to the microsecond
         assert service.state.devices[dev].missed_ticks == 0
     hung = service.state.devices["hung"]
     assert hung.state == "down" and hung.last_error_kind == "timeout"
@@ -121,11 +131,11 @@ def test_hung_device_never_delays_the_others(tmp_path):
     assert drivers["hung"].reads < drivers["a"].reads
 
 
-def test_failing_device_backs_off_and_logs_state_changes_only(tmp_path, caplog):
+def test_failing_device_backs_off_and_logs_state_changes_only(tmp_path, caplog, fake_clock):
     drivers = {"flaky": Flaky("flaky", bad=4), "a": Healthy("a")}
-    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
+    service = service_on(fake_clock, make_config(tmp_path, list(drivers)), drivers)
     with caplog.at_level("INFO", logger="energy_pipeline.collector"):
-        asyncio.run(run_for(service, 5.0))
+        fake_clock.run(run_for(service, 5.0))
     flaky = service.state.devices["flaky"]
     assert flaky.state == "up" and flaky.polls_failed == 4 and flaky.backoff_skips > 0
     messages = [r.getMessage() for r in caplog.records if "flaky" in str(r.__dict__)]
@@ -133,10 +143,10 @@ def test_failing_device_backs_off_and_logs_state_changes_only(tmp_path, caplog):
     assert messages.count("device up again") == 1
 
 
-def test_stop_seals_everything_and_empties_the_wal(tmp_path):
+def test_stop_seals_everything_and_empties_the_wal(tmp_path, fake_clock):
     drivers = {"a": Healthy("a"), "b": Healthy("b"), "slow": Slow("slow")}
-    service = CollectorService(make_config(tmp_path, list(drivers)), drivers)
-    asyncio.run(run_for(service, 1.8))
+    service = service_on(fake_clock, make_config(tmp_path, list(drivers)), drivers)
+    fake_clock.run(run_for(service, 1.8))
     raw = lake(tmp_path, "raw_readings")
     polls = lake(tmp_path, "polls")
     # every poll started, including the one in flight at stop and the late ones, landed
@@ -150,24 +160,24 @@ def test_stop_seals_everything_and_empties_the_wal(tmp_path):
     assert status["devices"]["a"]["last_ack_ts"] == last
 
 
-def test_a_second_collector_with_the_same_id_refuses(tmp_path):
+def test_a_second_collector_with_the_same_id_refuses(tmp_path, fake_clock):
     cfg = make_config(tmp_path, ["a"])
 
     async def both() -> None:
-        first = CollectorService(cfg, {"a": Healthy("a")})
+        first = service_on(fake_clock, cfg, {"a": Healthy("a")})
         task = asyncio.create_task(first.run())
         await asyncio.sleep(0.3)
         with pytest.raises(CollectorRunning, match=r"already running .* \(pid \d+\)"):
-            await CollectorService(cfg, {"a": Healthy("a")}).run()
+            await service_on(fake_clock, cfg, {"a": Healthy("a")}).run()
         other = make_config(tmp_path, ["a"], id="shard2")
-        second = CollectorService(other, {"a": Healthy("a")})
+        second = service_on(fake_clock, other, {"a": Healthy("a")})
         task2 = asyncio.create_task(second.run())
         await asyncio.sleep(0.3)
         first.stop()
         second.stop()
         await asyncio.gather(task, task2)
 
-    asyncio.run(both())
+    fake_clock.run(both())
     names = {p.name.split("-")[0] for p in (tmp_path / "polls").rglob("*.parquet")}
     assert names == {"main", "shard2"}
 
@@ -187,26 +197,26 @@ class RecordingSink:
         self.stopped = True
 
 
-def test_sinks_get_every_outcome_once(tmp_path):
+def test_sinks_get_every_outcome_once(tmp_path, fake_clock):
     drivers = {"a": Healthy("a"), "b": Healthy("b")}
     sink = RecordingSink()
-    service = CollectorService(make_config(tmp_path, list(drivers)), drivers, sinks=[sink])
-    asyncio.run(run_for(service, 1.5))
+    service = service_on(fake_clock, make_config(tmp_path, list(drivers)), drivers, sinks=[sink])
+    fake_clock.run(run_for(service, 1.5))
     assert sink.started and sink.stopped
     offered = [(o.device_id, o.ts) for batch in sink.offers for o in batch]
     assert len(offered) == len(set(offered)) == drivers["a"].reads + drivers["b"].reads
     assert all(len({o.ts for o in batch}) == 1 for batch in sink.offers)  # one instant each
 
 
-def test_restart_sweeps_temp_files_a_crash_left_mid_seal(tmp_path):
+def test_restart_sweeps_temp_files_a_crash_left_mid_seal(tmp_path, fake_clock):
     cfg = make_config(tmp_path, ["a"])
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(fake_clock.time(), UTC)
     folder = tmp_path / "raw_readings" / f"date={now:%Y-%m-%d}" / f"hour={now:%H}"
     folder.mkdir(parents=True)
     stale = folder / f".main-{now:%Y%m%dT%H%M}.parquet.99999.tmp"
     foreign = folder / f".main-2-{now:%Y%m%dT%H%M}.parquet.99999.tmp"  # collector "main-2"
     stale.write_bytes(b"PAR1 half")
     foreign.write_bytes(b"PAR1 half")
-    asyncio.run(run_for(CollectorService(cfg, {"a": Healthy("a")}), 0.2))
+    fake_clock.run(run_for(service_on(fake_clock, cfg, {"a": Healthy("a")}), 0.2))
     assert not stale.exists()
     assert foreign.exists()  # another collector's file is not ours to remove

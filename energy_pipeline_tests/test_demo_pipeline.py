@@ -3,26 +3,20 @@ as separate real processes, ending in a summary read back from the DuckDB wareho
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import duckdb
 
 from energy_pipeline_tests.conftest import REPO, run_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from energy_pipeline_tests.kit.ports import free_port
 
 
 def test_headless_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     text = (REPO / "energy-pipeline.yaml").read_text()
-    text = text.replace("port: 15020", f"port: {_free_port()}")
-    text = text.replace("port: 15021", f"port: {_free_port()}")
-    text = text.replace("port: 18889", f"port: {_free_port()}")
-    text = text.replace("port: 8080", f"port: {_free_port()}")
+    text = text.replace("port: 15020", f"port: {free_port()}")
+    text = text.replace("port: 15021", f"port: {free_port()}")
+    text = text.replace("port: 18889", f"port: {free_port()}")
+    text = text.replace("port: 8080", f"port: {free_port()}")
     text = text.replace("data/sim/ups1.tty", str(tmp_path / "ups1.tty"))
     config = tmp_path / "site.yaml"
     config.write_text(text)

@@ -7,7 +7,7 @@ from pathlib import Path
 from energy_pipeline.config import DRIVER_NAMES
 from energy_pipeline.drivers.registry import FAMILIES, build_drivers
 from energy_pipeline.lake.device_state import StateFiles
-from energy_pipeline_tests.sim_support import site_config
+from energy_pipeline_tests.kit.sites import load_site
 
 DEVICES = """
   - {id: hp, driver: modbus, profile: heatpump_generic,
@@ -32,7 +32,7 @@ def test_every_driver_declares_attempts_budget_and_bus(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "bus.tty").touch()
     (tmp_path / "data" / "link.tty").symlink_to(tmp_path / "data" / "bus.tty")
-    config = site_config(tmp_path, DEVICES)
+    config = load_site(tmp_path, DEVICES)
     drivers = build_drivers(config, state=StateFiles(config.data_dir))
     assert list(drivers) == ["hp", "ups1", "ups2", "lux1", "meter1"]
     budgets = {dev_id: d.read_budget for dev_id, d in drivers.items()}

@@ -9,7 +9,7 @@ from energy_pipeline.config import AlertRule
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.alerts import AlertEngine, AlertEvent
 from energy_pipeline.live.state import StandaloneState
-from energy_pipeline_tests.live_support import T0, Clock, failed, ok, write_site
+from energy_pipeline_tests.live_support import T0, Clock, failed, ok, ups_site
 
 
 def engine(*rules: AlertRule, device: str = "ups1") -> AlertEngine:
@@ -96,9 +96,9 @@ def test_device_down_after_consecutive_failures() -> None:
 
 
 def test_profile_defaults_star_rules_and_config_override(tmp_path: Path) -> None:
-    config = write_site(
+    config = ups_site(
         tmp_path,
-        alerts="""\
+        """\
 alerts:
   rules:
     - {device: ups2, metric: battery_level, op: "<", threshold: 50}
@@ -126,7 +126,7 @@ alerts:
 
 
 def test_profile_defaults_can_be_switched_off(tmp_path: Path) -> None:
-    config = write_site(tmp_path, alerts="alerts: {profile_defaults: false}\n")
+    config = ups_site(tmp_path, "alerts: {profile_defaults: false}\n")
     clock = Clock()
     live = build_outputs(config, StandaloneState(started_at=clock()), clock)
     live.alerts.offer([ok("ups1", clock(), battery_level=1, status=1)])
@@ -134,7 +134,7 @@ def test_profile_defaults_can_be_switched_off(tmp_path: Path) -> None:
 
 
 def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path) -> None:
-    config = write_site(tmp_path)
+    config = ups_site(tmp_path)
     clock = Clock()
     live = build_outputs(config, StandaloneState(started_at=clock()), clock)
     seen: list[AlertEvent] = []

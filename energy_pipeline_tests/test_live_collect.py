@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
-from energy_pipeline_tests.live_support import Mosquitto, Subscriber, free_port
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.live_support import Mosquitto, Subscriber
 
 SITE = """\
 site: {{name: e2e, timezone: UTC}}

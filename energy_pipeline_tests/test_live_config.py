@@ -12,7 +12,7 @@ from energy_pipeline.config import load_config
 from energy_pipeline.logs import redact
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.conftest import run_cli
-from energy_pipeline_tests.live_support import write_site
+from energy_pipeline_tests.live_support import ups_site, ups_site_file
 
 GOOD = """\
 outputs:
@@ -37,9 +37,7 @@ ENV = {"HTTP_TOKEN": "tok-123456", "MQTT_PASSWORD": "mqtt-pass-987", "HOOK_SECRE
 def site(tmp_path: Path, extra: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
-    path.write_text(path.read_text() + extra)
+    path = ups_site_file(tmp_path, extra)
     return path
 
 
@@ -57,7 +55,7 @@ def test_good_sections_load_and_register_secrets(
 
 
 def test_outputs_default_to_off(tmp_path: Path) -> None:
-    config = write_site(tmp_path)
+    config = ups_site(tmp_path)
     assert config.outputs.http is None and config.outputs.mqtt is None
     assert config.alerts.profile_defaults is True
 
@@ -95,10 +93,7 @@ def test_bad_values_name_key_line_and_expectation(
 
 
 def test_cli_exits_2_and_never_echoes_the_mqtt_password(tmp_path: Path) -> None:
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
-    bad = GOOD.replace("username: ep", "username: [ep]")
-    path.write_text(path.read_text() + bad)
+    path = ups_site_file(tmp_path, GOOD.replace("username: ep", "username: [ep]"))
     result = run_cli("config", "validate", str(path), env=ENV)
     assert result.returncode == 2
     assert "outputs.mqtt.username" in result.stderr

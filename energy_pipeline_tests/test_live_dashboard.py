@@ -10,7 +10,7 @@ from pathlib import Path
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.state import StandaloneDevice, StandaloneState
 from energy_pipeline_tests.conftest import require_program
-from energy_pipeline_tests.live_support import Clock, failed, ok, write_site
+from energy_pipeline_tests.live_support import Clock, failed, ok, ups_site
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -41,7 +41,7 @@ async def chromium(program: str, profile: Path, *args: str) -> bytes:
 
 def test_dashboard_renders_values_alarms_and_chart(tmp_path: Path) -> None:
     program = require_program("chromium")
-    config = write_site(tmp_path, "outputs:\n  http: {port: 0, token: dash-token-1}\n")
+    config = ups_site(tmp_path, "outputs:\n  http: {port: 0, token: dash-token-1}\n")
     clock = Clock()
     state = StandaloneState(
         started_at=clock(),

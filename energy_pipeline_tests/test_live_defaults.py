@@ -14,7 +14,7 @@ from energy_pipeline.live.alerts import site_rules
 from energy_pipeline.live.meta import site_meta
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.state import StandaloneState
-from energy_pipeline_tests.live_support import Clock, ok, write_site
+from energy_pipeline_tests.live_support import Clock, ok, ups_site
 
 UPS_SITE = """\
 devices:
@@ -40,7 +40,7 @@ def test_must_ep20_ships_the_ups_seed_alarms(tmp_path: Path) -> None:
 
 
 def test_discovery_uses_the_configured_list(tmp_path: Path) -> None:
-    config = write_site(
+    config = ups_site(
         tmp_path,
         "outputs:\n  mqtt: {host: 127.0.0.1, publish: {ups2: [temperature, energy_total]}}\n",
     )
@@ -53,7 +53,7 @@ def test_discovery_uses_the_configured_list(tmp_path: Path) -> None:
 
 
 def test_transitions_are_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = write_site(tmp_path)
+    config = ups_site(tmp_path)
     clock = Clock()
     live = build_outputs(config, StandaloneState(started_at=clock()), clock)
     with caplog.at_level(logging.INFO, logger="energy_pipeline.alerts"):

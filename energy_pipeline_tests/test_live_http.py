@@ -20,7 +20,7 @@ from energy_pipeline_tests.live_support import (
     http_get,
     http_raw,
     ok,
-    write_site,
+    ups_site,
 )
 
 HTTP = "outputs:\n  http: {{port: 0{extra}}}\n"
@@ -31,7 +31,7 @@ def serve(
     test: Callable[[LiveOutputs, int, Clock, StandaloneState], Awaitable[None]],
     extra: str = "",
 ) -> None:
-    config = write_site(tmp_path, HTTP.format(extra=extra))
+    config = ups_site(tmp_path, HTTP.format(extra=extra))
     clock = Clock()
     state = StandaloneState(
         started_at=clock(),

@@ -21,7 +21,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.mqtt import MAX_OUTSTANDING
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
-from energy_pipeline_tests.live_support import Clock, Mosquitto, Subscriber, ok, write_site
+from energy_pipeline_tests.live_support import Clock, Mosquitto, Subscriber, ok, ups_site
 
 MQTT = """\
 outputs:
@@ -54,7 +54,7 @@ def subscriber(broker: Mosquitto):
 
 
 def live_for(tmp_path: Path, broker: Mosquitto, queue: int = 100) -> tuple[LiveOutputs, Clock]:
-    config = write_site(tmp_path, MQTT.format(port=broker.port, queue=queue))
+    config = ups_site(tmp_path, MQTT.format(port=broker.port, queue=queue))
     clock = Clock()
     return build_outputs(config, StandaloneState(started_at=clock()), clock), clock
 
@@ -208,7 +208,7 @@ def test_stalled_broker_fills_only_our_bounded_queue(
 def test_last_will_marks_a_killed_collector_offline(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
-    config = write_site(tmp_path, MQTT.format(port=broker.port, queue=10))
+    config = ups_site(tmp_path, MQTT.format(port=broker.port, queue=10))
     script = textwrap.dedent(
         f"""
         import asyncio
@@ -274,7 +274,7 @@ def test_tls_and_password_against_a_secured_broker(
     broker.start()
     monkeypatch.setenv("MQTT_PASSWORD", "broker-pass-4711")
     try:
-        config = write_site(
+        config = ups_site(
             tmp_path,
             f"""\
 outputs:

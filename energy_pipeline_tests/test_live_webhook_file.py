@@ -21,7 +21,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.live.webhook import DELIVERY_HEADER, SIGNATURE_HEADER
 from energy_pipeline.readings import PollOutcome, Sample
-from energy_pipeline_tests.live_support import T0, Clock, failed, ok, write_site
+from energy_pipeline_tests.live_support import T0, Clock, failed, ok, ups_site, ups_site_file
 
 
 class Receiver:
@@ -101,9 +101,7 @@ def test_webhook_retries_with_backoff_and_signs_batches(
     monkeypatch.setenv("HOOK_SECRET", "hook-secret-value")
     from energy_pipeline.config import load_config
 
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
-    path.write_text(path.read_text() + WEBHOOK.format(port=receiver.port))
+    path = ups_site_file(tmp_path, WEBHOOK.format(port=receiver.port))
     config = load_config(path)
     clock = Clock()
     live = build_outputs(config, StandaloneState(started_at=clock()), clock)
@@ -143,9 +141,7 @@ def test_webhook_gives_up_after_max_attempts_and_goes_on(
     try:
         from energy_pipeline.config import load_config
 
-        write_site(tmp_path)
-        path = tmp_path / "site.yaml"
-        path.write_text(path.read_text() + WEBHOOK.format(port=receiver.port))
+        path = ups_site_file(tmp_path, WEBHOOK.format(port=receiver.port))
         clock = Clock()
         live = build_outputs(load_config(path), StandaloneState(started_at=clock()), clock)
 
@@ -165,7 +161,7 @@ def test_webhook_gives_up_after_max_attempts_and_goes_on(
 
 
 def test_file_output_jsonl_rotates_at_local_midnight(tmp_path: Path) -> None:
-    config = write_site(tmp_path, "outputs:\n  file: {path: out, format: jsonl}\n")
+    config = ups_site(tmp_path, "outputs:\n  file: {path: out, format: jsonl}\n")
     # Europe/Berlin: 22:59:59 UTC is 23:59:59 local on 1 March; 23:00 UTC is 2 March.
     before = T0.replace(hour=22, minute=59, second=59)
     after = before + timedelta(seconds=1)
@@ -193,7 +189,7 @@ def test_file_output_jsonl_rotates_at_local_midnight(tmp_path: Path) -> None:
 
 
 def test_file_output_csv_keeps_header_and_splits_on_new_columns(tmp_path: Path) -> None:
-    config = write_site(tmp_path, "outputs:\n  file: {path: out, format: csv}\n")
+    config = ups_site(tmp_path, "outputs:\n  file: {path: out, format: csv}\n")
     clock = Clock()
     live = build_outputs(config, StandaloneState(started_at=clock()), clock)
     other = Sample(("instant_power_w",), np.array([321.0]))

@@ -16,8 +16,9 @@ import pytest
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.profiles import load_profile
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sites import write_site
 from energy_pipeline_tests.modbus_support import (
-    closed_port,
     rtu_server,
     sample_values,
     simdevice,
@@ -37,12 +38,6 @@ def janitza_port() -> Iterator[int]:
         [simdevice(prof, sample_values(prof), 1), simdevice(ups, UPS_VALUES, 10)]
     ) as port:
         yield port
-
-
-def write_site(tmp_path: Path, devices: str) -> Path:
-    path = tmp_path / "site.yaml"
-    path.write_text(f"storage: {{data_dir: data}}\ndevices:\n{devices}")
-    return path
 
 
 def tcp(dev_id: str, profile: str, port: int) -> str:
@@ -71,7 +66,7 @@ def http_server() -> Iterator[int]:
 def test_poll_once_json_reports_every_device_and_exits_1_on_failure(
     tmp_path: Path, janitza_port: int
 ) -> None:
-    dead = closed_port()
+    dead = free_port()
     site = write_site(
         tmp_path,
         tcp("umg509", "janitza_umg509pro", janitza_port)
@@ -127,7 +122,7 @@ def test_poll_once_over_rtu_and_a_port_held_by_another_process(tmp_path: Path) -
 
 
 def test_health_measures_connect_round_trip_and_http(tmp_path: Path, janitza_port: int) -> None:
-    dead = closed_port()
+    dead = free_port()
     site = write_site(tmp_path, tcp("umg509", "janitza_umg509pro", janitza_port))
     with http_server() as web:
         ok = run_cli(

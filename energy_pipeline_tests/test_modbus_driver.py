@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from energy_pipeline.config import Config, load_config
+from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
     DeviceExceptionReply,
@@ -30,8 +30,9 @@ from energy_pipeline.lake.device_state import StateFiles
 from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import Profile
 from energy_pipeline.yamlfile import ConfigError
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sites import load_site
 from energy_pipeline_tests.modbus_support import (
-    closed_port,
     misbehaving_tcp_server,
     rtu_server,
     sample_values,
@@ -44,12 +45,6 @@ PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profile
 
 def profile(name: str) -> Profile:
     return load_profile(name, PROFILES)
-
-
-def site(tmp_path: Path, devices: str) -> Config:
-    path = tmp_path / "site.yaml"
-    path.write_text(f"storage: {{data_dir: data}}\ndevices:\n{devices}")
-    return load_config(path, env={})
 
 
 def tcp_device(dev_id: str, prof: str, port: int, **extra: object) -> str:
@@ -92,7 +87,7 @@ def test_janitza_block_is_one_request_and_decodes_every_value(tmp_path: Path) ->
     prof = profile("janitza_umg509pro")
     values = sample_values(prof)
     with tcp_server([simdevice(prof, values, 1)]) as port:
-        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        config = load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
         driver = driver_for(config, "umg509")
         sent = count_requests(driver)
 
@@ -113,7 +108,7 @@ def test_all_register_types_strings_and_sentinels(tmp_path: Path) -> None:
     values = sample_values(prof)
     values["outdoor_temperature"] = -3276.8  # raw -32768: the profile's "no sensor"
     with tcp_server([simdevice(prof, values, 1)]) as port:
-        config = site(tmp_path, tcp_device("hp", "heatpump_generic", port))
+        config = load_site(tmp_path, tcp_device("hp", "heatpump_generic", port))
         driver = driver_for(config, "hp")
         sent = count_requests(driver)
         sample = asyncio.run(driver.read())
@@ -132,7 +127,7 @@ def test_one_illegal_address_costs_one_request_not_the_poll(tmp_path: Path) -> N
     values = sample_values(prof)
     bad = next(p for p in prof.points if p.address == 19060)
     with tcp_server([simdevice(prof, values, 1, holes=[("holding", 19061)])]) as port:
-        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        config = load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
         driver = driver_for(config, "umg509")
         sent = count_requests(driver)
 
@@ -163,7 +158,7 @@ def test_unreadable_gap_is_learned(tmp_path: Path) -> None:
     prof = load_profile(str(prof_file), tmp_path)
     values = {"a": 7.0, "b": -123456.0}
     with tcp_server([simdevice(prof, values, 1, holes=[("holding", 5)])]) as port:
-        config = site(tmp_path, tcp_device("gappy", "gappy.yaml", port))
+        config = load_site(tmp_path, tcp_device("gappy", "gappy.yaml", port))
         driver = driver_for(config, "gappy")
         first = asyncio.run(driver.read())
         sent = count_requests(driver)
@@ -175,7 +170,7 @@ def test_unreadable_gap_is_learned(tmp_path: Path) -> None:
 def test_exception_reply_names_device_unit_and_block(tmp_path: Path) -> None:
     prof = profile("janitza_umg509pro")
     with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
-        config = site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port, unit_id=7))
+        config = load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port, unit_id=7))
         driver = driver_for(config, "umg509")
         with pytest.raises(DeviceExceptionReply) as info:
             asyncio.run(driver.read())
@@ -185,7 +180,7 @@ def test_exception_reply_names_device_unit_and_block(tmp_path: Path) -> None:
 
 def test_mute_device_times_out_after_retries(tmp_path: Path) -> None:
     with misbehaving_tcp_server(lambda request: None) as port:
-        config = site(tmp_path, tcp_device("mute", "must_ep20", port, timeout=0.2, retries=1))
+        config = load_site(tmp_path, tcp_device("mute", "must_ep20", port, timeout=0.2, retries=1))
         driver = driver_for(config, "mute")
         with pytest.raises(DeviceTimeout) as info:
             asyncio.run(driver.read())
@@ -200,7 +195,7 @@ def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:
         return bytes(rng.randrange(256) for _ in range(17))
 
     with misbehaving_tcp_server(garbage) as port:
-        config = site(tmp_path, tcp_device("noisy", "must_ep20", port, timeout=0.2))
+        config = load_site(tmp_path, tcp_device("noisy", "must_ep20", port, timeout=0.2))
         driver = driver_for(config, "noisy")
         with pytest.raises(DeviceProtocolError, match=r"noisy: .*bytes received.*holding 30000"):
             asyncio.run(driver.read())
@@ -209,8 +204,8 @@ def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:
 def test_refused_then_reconnects_when_the_device_returns(tmp_path: Path) -> None:
     prof = profile("must_ep20")
     values = sample_values(prof)
-    port = closed_port()
-    config = site(tmp_path, tcp_device("ups1", "must_ep20", port))
+    port = free_port()
+    config = load_site(tmp_path, tcp_device("ups1", "must_ep20", port))
     driver = driver_for(config, "ups1")
 
     async def poll() -> float:
@@ -238,7 +233,7 @@ def test_rtu_devices_share_one_port_and_poll_in_turn(tmp_path: Path) -> None:
             f"  - {{id: hp1, driver: modbus, profile: heatpump_generic,"
             f" connection: {{transport: rtu, serial_port: {tty}, timeout: 0.5}}}}\n"
         )
-        config = site(tmp_path, devices)
+        config = load_site(tmp_path, devices)
         drivers = build_drivers(config, state=StateFiles(config.data_dir))
         ups_driver, hp_driver = drivers["ups1"], drivers["hp1"]
         assert isinstance(ups_driver, ModbusDriver) and isinstance(hp_driver, ModbusDriver)
@@ -261,7 +256,7 @@ def test_rtu_devices_share_one_port_and_poll_in_turn(tmp_path: Path) -> None:
 def test_serial_port_held_elsewhere_is_reported_with_pid(tmp_path: Path) -> None:
     port = tmp_path / "ttyUSB9"
     port.touch()
-    config = site(
+    config = load_site(
         tmp_path,
         "  - {id: ups1, driver: modbus, profile: must_ep20,"
         f" connection: {{transport: rtu, serial_port: {port}}}}}\n",
@@ -292,7 +287,7 @@ def test_a_mute_unit_on_a_shared_bus_does_not_disturb_its_neighbour(tmp_path: Pa
             " timeout: 0.3, retries: 0}}\n"
             for dev_id, prof, unit in (("ups1", "must_ep20", 10), ("ghost", "heatpump_generic", 3))
         )
-        config = site(tmp_path, devices)
+        config = load_site(tmp_path, devices)
         drivers = build_drivers(config, state=StateFiles(config.data_dir))
 
         async def poll_both() -> list:
@@ -307,7 +302,7 @@ def test_a_mute_unit_on_a_shared_bus_does_not_disturb_its_neighbour(tmp_path: Pa
 
 
 def test_missing_serial_port_is_a_connection_error(tmp_path: Path) -> None:
-    config = site(
+    config = load_site(
         tmp_path,
         "  - {id: ups1, driver: modbus, profile: must_ep20,"
         " connection: {transport: rtu, serial_port: nosuch.tty}}\n",
@@ -326,7 +321,7 @@ def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> N
         " connection: {transport: rtu, serial_port: bus.tty}}\n"
     )
     with pytest.raises(ConfigError) as info:
-        site(tmp_path, devices)
+        load_site(tmp_path, devices)
     text = str(info.value)
     assert "devices[1].connection.serial_port" in text
     assert "devices[0] (ups1) with modbus 9600 8N1" in text and "modbus 19200 8N1" in text
@@ -349,7 +344,7 @@ def test_illegal_addresses_anywhere_leave_only_their_points_out(
     server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
     with tcp_server([server]) as port:
         driver = driver_for(
-            site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port)), "umg509"
+            load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port)), "umg509"
         )
         first = asyncio.run(driver.read())
         sent = count_requests(driver)
@@ -369,7 +364,7 @@ def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_pa
         return b""
 
     with misbehaving_tcp_server(hang_up) as port:
-        config = site(tmp_path, tcp_device("flaky", "must_ep20", port, timeout=0.3, retries=1))
+        config = load_site(tmp_path, tcp_device("flaky", "must_ep20", port, timeout=0.3, retries=1))
         driver = driver_for(config, "flaky")
 
         async def poll() -> None:
@@ -390,7 +385,9 @@ def test_any_illegal_addresses_cost_only_their_points(holes: set[int]) -> None:
     dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
     server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
     with tempfile.TemporaryDirectory() as tmp, tcp_server([server]) as port:
-        driver = driver_for(site(Path(tmp), tcp_device("umg", "janitza_umg509pro", port)), "umg")
+        driver = driver_for(
+            load_site(Path(tmp), tcp_device("umg", "janitza_umg509pro", port)), "umg"
+        )
         first = asyncio.run(driver.read())
         sent = count_requests(driver)
         second = asyncio.run(driver.read())

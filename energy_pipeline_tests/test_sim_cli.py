@@ -15,7 +15,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
-from energy_pipeline_tests.sim_support import free_port, write_config
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sites import write_site
 
 
 def devices(port: int) -> str:
@@ -39,7 +40,7 @@ async def read_frequency(port: int) -> float:
 
 def test_simulate_serves_until_sigterm_then_exits_0_and_removes_its_links(tmp_path: Path) -> None:
     port = free_port()
-    config = write_config(tmp_path, devices(port))
+    config = write_site(tmp_path, devices(port))
     proc = subprocess.Popen(
         [sys.executable, "-m", "energy_pipeline", "simulate", "--config", str(config), "--json"],
         stdout=subprocess.PIPE,
@@ -69,14 +70,14 @@ def test_simulate_reports_a_busy_port_with_exit_1(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        config = write_config(tmp_path, devices(port))
+        config = write_site(tmp_path, devices(port))
         result = run_cli("simulate", "--config", str(config), timeout=30)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
 def test_demo_polls_the_simulated_site_and_stops_cleanly(tmp_path: Path) -> None:
-    config = write_config(tmp_path, devices(free_port()))
+    config = write_site(tmp_path, devices(free_port()))
     result = run_cli(
         "demo",
         "--poll-only",
@@ -99,7 +100,7 @@ def test_demo_polls_the_simulated_site_and_stops_cleanly(tmp_path: Path) -> None
 
 
 def test_demo_stops_on_ctrl_c_with_exit_0(tmp_path: Path) -> None:
-    config = write_config(tmp_path, devices(free_port()))
+    config = write_site(tmp_path, devices(free_port()))
     proc = subprocess.Popen(
         [
             sys.executable,

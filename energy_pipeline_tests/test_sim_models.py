@@ -12,13 +12,13 @@ import pytest
 from energy_pipeline.simulators import device_model
 from energy_pipeline.simulators.modbus import ProfileModel, served_ranges
 from energy_pipeline.simulators.site import SiteWeather, outdoor_temp_c
-from energy_pipeline_tests.sim_support import BUILTIN_MODBUS_DEVICES, site_config
+from energy_pipeline_tests.kit.sites import BUILTIN_MODBUS_DEVICES, load_site
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)  # a winter Wednesday, 07:00 in Berlin
 
 
 def models(tmp_path: Path) -> dict[str, ProfileModel]:
-    config = site_config(
+    config = load_site(
         tmp_path,
         BUILTIN_MODBUS_DEVICES,
     )
@@ -112,7 +112,7 @@ def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
 
 def test_heat_pump_cycles_and_follows_the_outdoor_curve(site: Site, tmp_path: Path) -> None:
     m = site["hp"]
-    weather = SiteWeather.of(site_config(tmp_path / "w", "  []\n"))
+    weather = SiteWeather.of(load_site(tmp_path / "w", "  []\n"))
     times = instants(T0 + timedelta(hours=3), 6 * 3600, 10)
     series = [m.values_at(ts) for ts in times]
     running = np.array([v["compressor_running"] for v in series])
@@ -171,7 +171,7 @@ points:
   - {name: tripped, address: 5, register_type: coil, data_type: bool, kind: state}
 """
     )
-    config = site_config(
+    config = load_site(
         tmp_path,
         """  - {id: acme, driver: modbus, profile: meter.yaml,
      connection: {transport: tcp, host: 127.0.0.1, port: 15030}}

@@ -20,7 +20,8 @@ from energy_pipeline.drivers.registry import build_drivers
 from energy_pipeline.lake.device_state import StateFiles
 from energy_pipeline.simulators import SimulatorError, device_model, modbus, start_all
 from energy_pipeline.simulators.serial_pty import SerialLinkError
-from energy_pipeline_tests.sim_support import free_port, site_config
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sites import load_site
 
 FROZEN = datetime(2026, 1, 14, 12, 30, 5, tzinfo=UTC)
 
@@ -54,7 +55,7 @@ def rtu(dev_id: str, profile: str, port: str, unit: int) -> str:
 
 def test_tcp_server_answers_a_pymodbus_client_with_the_models_values(tmp_path: Path) -> None:
     port = free_port()
-    config = site_config(tmp_path, tcp("umg509", "janitza_umg509pro", port))
+    config = load_site(tmp_path, tcp("umg509", "janitza_umg509pro", port))
     model = device_model(config.devices[0], config)
     expected = model.values_at(FROZEN)
     points = {p.name: p for p in model.profile.points}
@@ -81,7 +82,7 @@ def test_tcp_server_answers_a_pymodbus_client_with_the_models_values(tmp_path: P
 
 def test_reads_outside_the_map_and_writes_are_refused(tmp_path: Path) -> None:
     port = free_port()
-    config = site_config(tmp_path, tcp("umg509", "janitza_umg509pro", port))
+    config = load_site(tmp_path, tcp("umg509", "janitza_umg509pro", port))
 
     async def body(_lines: list[str]) -> tuple[int, int, int, int]:
         client = AsyncModbusTcpClient("127.0.0.1", port=port)
@@ -105,7 +106,7 @@ def test_reads_outside_the_map_and_writes_are_refused(tmp_path: Path) -> None:
 
 def test_driver_reads_exactly_what_the_model_says(tmp_path: Path) -> None:
     port = free_port()
-    config = site_config(
+    config = load_site(
         tmp_path,
         tcp("umg509", "janitza_umg509pro", port)
         + tcp("hp", "heatpump_generic", port, unit=2)
@@ -128,7 +129,7 @@ def test_driver_reads_exactly_what_the_model_says(tmp_path: Path) -> None:
 
 
 def test_rtu_devices_share_one_pty_linked_at_the_configured_port(tmp_path: Path) -> None:
-    config = site_config(
+    config = load_site(
         tmp_path,
         rtu("ups1", "must_ep20", "data/sim/bus.tty", 10)
         + rtu("hp", "heatpump_generic", "data/sim/bus.tty", 3),
@@ -167,7 +168,7 @@ def test_rtu_devices_share_one_pty_linked_at_the_configured_port(tmp_path: Path)
 
 
 def test_pv1800_simulator_is_strict_about_its_blocks(tmp_path: Path) -> None:
-    config = site_config(tmp_path, rtu("pv", "must_pv1800", "data/sim/pv.tty", 4))
+    config = load_site(tmp_path, rtu("pv", "must_pv1800", "data/sim/pv.tty", 4))
 
     async def body(_lines: list[str]) -> dict[str, int | None]:
         client = AsyncModbusSerialClient(
@@ -204,7 +205,7 @@ def test_pv1800_simulator_is_strict_about_its_blocks(tmp_path: Path) -> None:
 
 
 def test_a_stale_link_from_a_crashed_run_is_replaced(tmp_path: Path) -> None:
-    config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
+    config = load_site(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
     stale = tmp_path / "data" / "ups.tty"
     stale.parent.mkdir(parents=True)
     stale.symlink_to("/dev/pts/does-not-exist")
@@ -217,7 +218,7 @@ def test_a_stale_link_from_a_crashed_run_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_path_that_is_not_a_symlink_is_never_replaced(tmp_path: Path) -> None:
-    config = site_config(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
+    config = load_site(tmp_path, rtu("ups1", "must_ep20", "data/ups.tty", 10))
     real = tmp_path / "data" / "ups.tty"
     real.parent.mkdir(parents=True)
     real.write_text("not a pty")
@@ -232,8 +233,8 @@ def test_a_path_that_is_not_a_symlink_is_never_replaced(tmp_path: Path) -> None:
 
 def test_a_busy_port_and_duplicate_unit_ids_are_clear_errors(tmp_path: Path) -> None:
     port = free_port()
-    config = site_config(tmp_path, tcp("a", "janitza_umg509pro", port))
-    twice = site_config(
+    config = load_site(tmp_path, tcp("a", "janitza_umg509pro", port))
+    twice = load_site(
         tmp_path / "twice",
         tcp("a", "janitza_umg509pro", port) + tcp("b", "heatpump_generic", port),
     )
@@ -253,7 +254,7 @@ def test_a_busy_port_and_duplicate_unit_ids_are_clear_errors(tmp_path: Path) -> 
 
 def test_values_refresh_every_second(tmp_path: Path) -> None:
     port = free_port()
-    config = site_config(tmp_path, tcp("umg509", "janitza_umg509pro", port))
+    config = load_site(tmp_path, tcp("umg509", "janitza_umg509pro", port))
     now = [FROZEN.timestamp()]
     model = device_model(config.devices[0], config)
     point = next(p for p in model.profile.points if p.name == "energy_active_import_total")
@@ -292,7 +293,7 @@ points:
 """
     )
     port = free_port()
-    config = site_config(tmp_path, tcp("relays", "bits.yaml", port))
+    config = load_site(tmp_path, tcp("relays", "bits.yaml", port))
 
     async def body(_lines: list[str]) -> tuple[list[bool], list[bool], int]:
         client = AsyncModbusTcpClient("127.0.0.1", port=port)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from energy_pipeline.simulators import ArrayDeviceModel, device_model
 from energy_pipeline.simulators.history import instants, model_matrix
 from energy_pipeline.simulators.modbus import ProfileModel
-from energy_pipeline_tests.sim_support import BUILTIN_MODBUS_DEVICES, site_config
+from energy_pipeline_tests.kit.sites import BUILTIN_MODBUS_DEVICES, load_site
 
 GENERIC_PROFILE = """
 manufacturer: Acme
@@ -59,7 +59,7 @@ ARRAY_MODELS = ("umg509", "hp", "lux", "ups1", "pv", "acme", "luxnet")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("site")
     (folder / "meter.yaml").write_text(GENERIC_PROFILE)
-    config = site_config(folder, DEVICES)
+    config = load_site(folder, DEVICES)
     return {d.id: device_model(d, config) for d in config.devices}
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from energy_pipeline.lake.seal import earliest_other_minute
 from energy_pipeline.simulators.history import instants
-from energy_pipeline_tests.collector_support import janitza, read_lake, write_site
+from energy_pipeline_tests.collector_support import collector_site, janitza, read_lake
 from energy_pipeline_tests.conftest import run_cli
 
 
@@ -18,7 +18,7 @@ def test_instants_are_aligned_and_half_open():
 
 
 def test_history_lands_through_the_lake_writer_idempotently(tmp_path):
-    config = write_site(tmp_path, [janitza("umg1", 15020, interval=15), janitza("umg2", 15021)])
+    config = collector_site(tmp_path, [janitza("umg1", 15020, interval=15), janitza("umg2", 15021)])
     data = tmp_path / "data"
     first = run_cli("simulate-history", "--config", str(config), "--days", "0.01", "--json")
     assert first.returncode == 0, first.stderr
@@ -56,6 +56,6 @@ def test_history_stops_where_a_live_collector_began(tmp_path):
 
 
 def test_history_rejects_a_bad_collector_id(tmp_path):
-    config = write_site(tmp_path, [janitza("umg1", 15020)])
+    config = collector_site(tmp_path, [janitza("umg1", 15020)])
     done = run_cli("simulate-history", "--config", str(config), "--days", "1", "--id", "../x")
     assert done.returncode == 2 and "--id" in done.stderr
