@@ -22,7 +22,8 @@ UPS_PROFILE = """\
 manufacturer: MUST
 model: EP20 test
 points:
-  - {name: input_voltage, address: 0, unit: V, scale: 0.1, publish: true}
+  - {name: input_voltage, address: 0, unit: V, scale: 0.1, publish: true,
+     description: Grid (input) voltage}
   - {name: battery_level, address: 1, unit: "%", publish: true}
   - {name: load_power, address: 2, unit: W, publish: true}
   - {name: temperature, address: 3, unit: "°C"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from energy_pipeline.live.meta import DeviceMeta
 from energy_pipeline.readings import PollOutcome
 
 
@@ -19,6 +20,23 @@ def values_of(outcome: PollOutcome) -> dict[str, float]:
     if sample is None:
         return {}
     return {n: v for n, v in zip(sample.names, sample.values.tolist(), strict=True) if v == v}
+
+
+def shown_values(outcome: PollOutcome, meta: DeviceMeta | None) -> dict[str, float | str]:
+    """Values as a person reads them: a state by its label (`online`), a number rounded to its
+    metric's precision (`1.4`, not the `1.4000000000000001` that x0.1 scaling gives)."""
+    values = values_of(outcome)
+    if meta is None:
+        return dict(values)
+    shown: dict[str, float | str] = {}
+    for name, value in values.items():
+        m = meta.metric(name)
+        if m.labels:
+            shown[name] = m.labels.get(int(value), value)
+        else:
+            decimals = m.decimals()
+            shown[name] = round(value, decimals) if decimals else round(value)
+    return shown
 
 
 def outcome_record(outcome: PollOutcome) -> dict[str, Any]:
