@@ -22,7 +22,11 @@ def sample(values: dict[str, float]) -> Sample:
 def test_key_metrics_come_first_with_units_and_labels() -> None:
     s = sample({"machine_type": 2, "status": 3, "battery_level": 81, "load_power": 240.5})
     shown = key_values(s, EP20, limit=3)
-    assert shown == [("status", "3 (battery)"), ("battery_level", "81 %"), ("load_power", "240.5 W")]
+    assert shown == [
+        ("status", "3 (battery)"),
+        ("battery_level", "81 %"),
+        ("load_power", "240.5 W"),
+    ]
 
 
 def test_without_a_profile_values_are_plain_and_invalid_ones_are_left_out() -> None:
