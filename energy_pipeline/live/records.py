@@ -39,6 +39,11 @@ def shown_values(outcome: PollOutcome, meta: DeviceMeta | None) -> dict[str, flo
     return shown
 
 
+def flat_record(outcome: PollOutcome) -> dict[str, Any]:
+    """`timestamp` (UTC ISO), `device_id`, then the metrics: the file and stdout lines."""
+    return {"timestamp": iso(outcome.ts), "device_id": outcome.device_id, **values_of(outcome)}
+
+
 def outcome_record(outcome: PollOutcome) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "reading",
