@@ -225,3 +225,51 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+METER_NAMES = (
+    "instant_power_w",
+    "current_r_a",
+    "current_t_a",
+    "current_a",
+    "cumulative_power_kwh",
+    "historical_timestamp",
+    "historical_cumulative_power_kwh",
+    "recent_30min_timestamp",
+    "recent_30min_consumption_kwh",
+)
+
+METER_DEVICE = """\
+  - id: meter1
+    driver: echonet_broute
+    connection: {serial_port: data/sim/meter1.tty}
+    credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}
+"""
+
+
+def write_meter_site(tmp_path: Path, outputs: str = "") -> Config:
+    """The UPS site plus an ECHONET smart meter (meter1)."""
+    write_site(tmp_path)
+    path = tmp_path / "site.yaml"
+    text = path.read_text().replace("devices:\n", "devices:\n" + METER_DEVICE, 1)
+    path.write_text(text + outputs)
+    return load_config(path)
+
+
+def meter_ok(ts: datetime, **values: float) -> PollOutcome:
+    """A single-phase meter's poll (no T phase), the half hour before `ts` in history."""
+    slot = ts.replace(minute=0 if ts.minute < 30 else 30, second=0, microsecond=0)
+    base = {
+        "instant_power_w": 1688.0,
+        "current_r_a": 16.0,
+        "current_t_a": float("nan"),
+        "current_a": 16.0,
+        "cumulative_power_kwh": 32357 * 0.1,  # 3235.7000000000003, as scaling gives
+        "historical_timestamp": slot.timestamp(),
+        "historical_cumulative_power_kwh": 3235.5,
+        "recent_30min_timestamp": slot.timestamp(),
+        "recent_30min_consumption_kwh": 3 * 0.1,
+    }
+    base.update(values)
+    sample = Sample(METER_NAMES, np.array([base[n] for n in METER_NAMES], dtype=np.float64))
+    return PollOutcome("meter1", ts, ts, ts + timedelta(milliseconds=80), 1, sample)
