@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from energy_pipeline.live import build_outputs
+from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.hems import HEMS_KEYS
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.live.webhook import DEVICE_HEADER
@@ -75,12 +75,12 @@ def test_file_output_writes_hems_records_as_jsonl_and_csv(tmp_path: Path) -> Non
         clock = Clock()
         live = build_outputs(config, StandaloneState(started_at=clock()), clock)
 
-        async def main() -> None:
+        async def main(live: LiveOutputs) -> None:
             async with started(live):
                 for sink in live.sinks:
                     sink.offer([meter_ok(T0), ok("ups1", T0)])
 
-        asyncio.run(main())
+        asyncio.run(main(live))
         out = folder / "out"
         assert [p.name for p in out.iterdir()] == [f"meter1-2026-03-01.{fmt}"]
         text = (out / f"meter1-2026-03-01.{fmt}").read_text()
@@ -104,12 +104,12 @@ def test_stdout_hems_and_jsonl_lines(tmp_path: Path) -> None:
         stream = io.BytesIO()
         live.stdout.stream = stream
 
-        async def main() -> None:
+        async def main(live: LiveOutputs) -> None:
             async with started(live):
                 for sink in live.sinks:
                     sink.offer([meter_ok(T0), ok("ups1", T0, load_power=7.0)])
 
-        asyncio.run(main())
+        asyncio.run(main(live))
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
         if fmt == "hems":
             assert lines == [EXPECTED]
