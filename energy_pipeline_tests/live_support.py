@@ -273,3 +273,22 @@ def meter_ok(ts: datetime, **values: float) -> PollOutcome:
     base.update(values)
     sample = Sample(METER_NAMES, np.array([base[n] for n in METER_NAMES], dtype=np.float64))
     return PollOutcome("meter1", ts, ts, ts + timedelta(milliseconds=80), 1, sample)
+
+
+# For a real `collect` beside `simulate`: the meter's dongle and the UPS on ptys.
+METER_UPS_SITE = """\
+site: {{name: e2e, timezone: Asia/Tokyo}}
+storage: {{data_dir: data}}
+devices:
+  - id: meter1
+    driver: echonet_broute
+    connection: {{serial_port: data/sim/meter1.tty}}
+    credentials: {{rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}}
+    interval: 1
+  - id: ups1
+    driver: modbus
+    profile: must_ep20
+    connection: {{transport: rtu, serial_port: data/sim/ups1.tty}}
+    interval: 1
+outputs:
+{outputs}"""
