@@ -71,6 +71,15 @@ class Catalog:
     metrics: dict[tuple[str, str], MetricInfo] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)
+    order: dict[str, list[str]] = field(default_factory=dict)
+    """Metric names per device in register-map order, where a profile gives one."""
+
+    def column_order(self, device_id: str, metrics: Iterable[str]) -> list[str]:
+        """`metrics` in the profile's register order (what PROGNOZA's CSVs had), any the
+        profile does not name after them by name."""
+        present = set(metrics)
+        known = [m for m in self.order.get(device_id, ()) if m in present]
+        return known + sorted(present.difference(known))
 
     def info(self, device_id: str, metric: str) -> MetricInfo:
         known = self.metrics.get((device_id, metric))
@@ -143,6 +152,7 @@ def build_catalog(config: Config) -> Catalog:
             profile = load_profile_cached(resolve_profile(dev.profile, config.base_dir))
         except ProfileNotFound:
             continue
+        catalog.order[dev.id] = [p.name for p in profile.points]
         for point in profile.points:
             wrap = None
             counter = point.kind == "counter" or point.name in ENERGY_NAMES
