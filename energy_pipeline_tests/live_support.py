@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from energy_pipeline.config import Config, load_config
+from energy_pipeline.live import LiveOutputs, build_outputs
+from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline_tests.kit.ports import free_port, wait_port
 from energy_pipeline_tests.kit.sites import write_site
@@ -84,6 +86,12 @@ def ups_site_file(tmp_path: Path, extra: str = "") -> Path:
 
 def ups_site(tmp_path: Path, extra: str = "") -> Config:
     return load_config(ups_site_file(tmp_path, extra))
+
+
+def outputs_for(config: Config) -> tuple[LiveOutputs, Clock]:
+    """The live outputs of a config, on a settable clock, before any sink starts."""
+    clock = Clock()
+    return build_outputs(config, StandaloneState(started_at=clock()), clock), clock
 
 
 def ok(device: str, ts: datetime, **values: float) -> PollOutcome:
@@ -275,20 +283,16 @@ def meter_ok(ts: datetime, **values: float) -> PollOutcome:
     return PollOutcome("meter1", ts, ts, ts + timedelta(milliseconds=80), 1, sample)
 
 
-# For a real `collect` beside `simulate`: the meter's dongle and the UPS on ptys.
-METER_UPS_SITE = """\
-site: {{name: e2e, timezone: Asia/Tokyo}}
-storage: {{data_dir: data}}
-devices:
-  - id: meter1
-    driver: echonet_broute
-    connection: {{serial_port: data/sim/meter1.tty}}
-    credentials: {{rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}}
-    interval: 1
-  - id: ups1
-    driver: modbus
-    profile: must_ep20
-    connection: {{transport: rtu, serial_port: data/sim/ups1.tty}}
-    interval: 1
-outputs:
-{outputs}"""
+def meter_ups_site(outputs: str, devices: str = "") -> str:
+    """A site for a real `collect` beside `simulate`: the meter's dongle and a MUST EP20 on
+    ptys, polled every second, plus `devices` (YAML list items) and `outputs` (indented)."""
+    return (
+        "site: {name: e2e, timezone: Asia/Tokyo}\nstorage: {data_dir: data}\ndevices:\n"
+        + METER_DEVICE
+        + "    interval: 1\n"
+        "  - id: ups1\n"
+        "    driver: modbus\n"
+        "    profile: must_ep20\n"
+        "    connection: {transport: rtu, serial_port: data/sim/ups1.tty}\n"
+        "    interval: 1\n" + devices + "outputs:\n" + outputs
+    )

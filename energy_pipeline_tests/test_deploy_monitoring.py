@@ -1,7 +1,7 @@
 """deploy/: the Grafana dashboards as importable JSON (Grafana itself is not installable here),
 their provisioning files, promtool on the Prometheus config, rules and rule unit tests, and a
-real Prometheus scraping a real `collect` of simulated devices (a Janitza over Modbus TCP, a
-MUST EP20 and an ECHONET meter's dongle on ptys) in which every dashboard panel's query, with
+real Prometheus scraping a real `collect` of simulated devices (a Janitza over Modbus TCP, an
+ECHONET meter's dongle and a MUST EP20 on ptys) in which every dashboard panel's query, with
 its template variables filled in from Prometheus, returns data."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from energy_pipeline_tests.conftest import REPO, require_program
-from energy_pipeline_tests.live_support import free_port, wait_port
+from energy_pipeline_tests.live_support import free_port, meter_ups_site, wait_port
 from energy_pipeline_tests.test_live_collect import get, spawn
 
 DEPLOY = REPO / "deploy"
@@ -119,29 +119,15 @@ def test_promtool_checks_config_rules_and_runs_the_rule_unit_tests() -> None:
     assert "energy_disk_free_ratio" in tests and "energy_disk_free_bytes" in tests
 
 
-SITE = """\
-site: {{name: monitoring, timezone: Europe/Berlin}}
-storage: {{data_dir: data}}
-devices:
+JANITZA = """\
   - id: umg509
     driver: modbus
     profile: janitza_umg509pro
-    connection: {{transport: tcp, host: 127.0.0.1, port: {umg}}}
+    connection: {{transport: tcp, host: 127.0.0.1, port: {port}}}
     interval: 1
-  - id: ups1
-    driver: modbus
-    profile: must_ep20
-    connection: {{transport: rtu, serial_port: data/sim/ups1.tty}}
-    interval: 1
-  - id: meter1
-    driver: echonet_broute
-    connection: {{serial_port: data/sim/meter1.tty}}
-    credentials: {{rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}}
-    interval: 1
-outputs:
-  http: {{port: {http}}}
-  file: {{path: live}}
 """
+OUTPUTS = "  http: {{port: {http}}}\n  file: {{path: live}}\n"
+
 
 PROMETHEUS = """\
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
@@ -214,7 +200,8 @@ def test_prometheus_scraping_collect_answers_every_panel(tmp_path: Path) -> None
     binary = require_program("prometheus")
     http, prom_port = free_port(), free_port()
     config = tmp_path / "site.yaml"
-    config.write_text(SITE.format(umg=free_port(), http=http))
+    janitza = JANITZA.format(port=free_port())
+    config.write_text(meter_ups_site(OUTPUTS.format(http=http), janitza))
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(PROMETHEUS.format(rules=json.dumps([str(p) for p in RULES]), http=http))
     sim = spawn("simulate", "--config", str(config), "--json")

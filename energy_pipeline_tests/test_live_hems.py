@@ -12,11 +12,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from energy_pipeline.live import LiveOutputs, build_outputs
+from energy_pipeline.live import LiveOutputs
 from energy_pipeline.live.hems import HEMS_KEYS
-from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.live.webhook import DEVICE_HEADER
-from energy_pipeline_tests.live_support import T0, Clock, meter_ok, ok, write_meter_site
+from energy_pipeline_tests.live_support import T0, meter_ok, ok, outputs_for, write_meter_site
 from energy_pipeline_tests.test_live_webhook_file import Receiver, started, until
 
 EXPECTED = {
@@ -42,8 +41,7 @@ def test_webhook_posts_one_flat_hems_record_per_meter_reading(tmp_path: Path) ->
             " backoff_initial: 0.05}\n"
         )
         config = write_meter_site(tmp_path, outputs)
-        clock = Clock()
-        live = build_outputs(config, StandaloneState(started_at=clock()), clock)
+        live, _ = outputs_for(config)
 
         async def main() -> None:
             async with started(live):
@@ -72,8 +70,7 @@ def test_file_output_writes_hems_records_as_jsonl_and_csv(tmp_path: Path) -> Non
         config = write_meter_site(
             folder, f"outputs:\n  file: {{path: out, format: {fmt}, record: hems}}\n"
         )
-        clock = Clock()
-        live = build_outputs(config, StandaloneState(started_at=clock()), clock)
+        live, _ = outputs_for(config)
 
         async def main(live: LiveOutputs) -> None:
             async with started(live):
@@ -98,8 +95,7 @@ def test_stdout_hems_and_jsonl_lines(tmp_path: Path) -> None:
         folder = tmp_path / fmt
         folder.mkdir()
         config = write_meter_site(folder, f"outputs:\n  stdout: {{format: {fmt}}}\n")
-        clock = Clock()
-        live = build_outputs(config, StandaloneState(started_at=clock()), clock)
+        live, _ = outputs_for(config)
         assert live.stdout is not None
         stream = io.BytesIO()
         live.stdout.stream = stream

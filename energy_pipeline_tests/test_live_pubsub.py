@@ -19,17 +19,15 @@ from typing import Any
 
 import pytest
 
-from energy_pipeline.live import build_outputs
 from energy_pipeline.live.hems import HEMS_KEYS
 from energy_pipeline.live.pubsub import EMULATOR_ENV
-from energy_pipeline.live.state import StandaloneState
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
 from energy_pipeline_tests.live_support import (
-    METER_UPS_SITE,
-    Clock,
     failed,
     free_port,
+    meter_ups_site,
     ok,
+    outputs_for,
     wait_port,
     write_site,
 )
@@ -109,8 +107,7 @@ def test_retries_until_the_topic_exists_and_counts_overflow(
     tmp_path: Path, on_emulator: str
 ) -> None:
     config = write_site(tmp_path, PUBSUB.format(project=PROJECT, topic="late", format="json"))
-    clock = Clock()
-    live = build_outputs(config, StandaloneState(started_at=clock()), clock)
+    live, clock = outputs_for(config)
     sink = live.pubsub
     assert sink is not None
     gate = asyncio.Event()
@@ -155,9 +152,7 @@ def test_collect_publishes_hems_records_of_a_simulated_meter(
     subscription = create("hems")
     config = tmp_path / "site.yaml"
     config.write_text(
-        METER_UPS_SITE.format(
-            outputs=f"  pubsub: {{project: {PROJECT}, topic: hems, format: hems}}\n"
-        )
+        meter_ups_site(f"  pubsub: {{project: {PROJECT}, topic: hems, format: hems}}\n")
     )
     sim = spawn("simulate", "--config", str(config), "--json")
     collector: subprocess.Popen[str] | None = None

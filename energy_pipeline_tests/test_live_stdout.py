@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from energy_pipeline.live.hems import HEMS_KEYS
-from energy_pipeline_tests.live_support import METER_UPS_SITE
+from energy_pipeline_tests.live_support import meter_ups_site
 from energy_pipeline_tests.test_live_collect import spawn
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "hems"])
 def test_collect_streams_records_on_stdout(tmp_path: Path, fmt: str) -> None:
     config = tmp_path / "site.yaml"
-    config.write_text(METER_UPS_SITE.format(outputs=f"  stdout: {{format: {fmt}}}\n"))
+    config.write_text(meter_ups_site(f"  stdout: {{format: {fmt}}}\n"))
     sim = spawn("simulate", "--config", str(config), "--json")
     collector: subprocess.Popen[str] | None = None
     try:
