@@ -56,7 +56,10 @@ def test_get_batch_waits_for_an_item() -> None:
         ("load_percent", MetricMeta("%"), (None, "measurement", "%")),
         ("temperature", MetricMeta("°C"), ("temperature", "measurement", "°C")),
         ("pulses", MetricMeta("", "counter"), (None, "total_increasing", None)),
-        ("status", MetricMeta("", "state", {0: "ok"}), (None, None, None)),
+        ("status", MetricMeta("", "state", {0: "ok"}), ("enum", None, None)),
+        ("fault_code", MetricMeta("", "state"), (None, None, None)),
+        ("cos_phi_l1", MetricMeta(""), ("power_factor", "measurement", None)),
+        ("power_factor", MetricMeta("%"), ("power_factor", "measurement", "%")),
     ],
 )
 def test_home_assistant_classes(name: str, meta: MetricMeta, expected: tuple) -> None:

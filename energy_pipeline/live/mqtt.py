@@ -70,7 +70,8 @@ def ha_classes(name: str, meta: MetricMeta) -> dict[str, Any]:
     out["suggested_display_precision"] = meta.decimals()
     if unit in _ENERGY:
         out["device_class"] = "energy"
-        out["state_class"] = "total_increasing" if meta.kind == "counter" else "total"
+        if meta.kind == "counter":
+            out["state_class"] = "total_increasing"
         return out
     if meta.kind == "counter":
         out["state_class"] = "total_increasing"

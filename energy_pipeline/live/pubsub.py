@@ -99,7 +99,14 @@ class PubsubSink:
         return out
 
     async def _run(self) -> None:
-        await asyncio.to_thread(self._connect)
+        try:
+            await asyncio.to_thread(self._connect)
+        except ImportError:
+            log.error("pubsub output needs the client: pip install 'energy-pipeline[pubsub]'")
+            return
+        except Exception as exc:  # no credentials, bad project: polling must go on regardless
+            log.error(f"pubsub output disabled: {type(exc).__name__}: {exc}")
+            return
         while True:
             batch = await self.queue.get_batch(self.cfg.batch_max_messages)
             messages = self._messages(batch)
