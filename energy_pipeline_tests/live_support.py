@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline_tests.kit.ports import free_port, wait_port
+from energy_pipeline_tests.kit.sims import python, simulators
 from energy_pipeline_tests.kit.sites import write_site
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -257,10 +260,8 @@ METER_DEVICE = """\
 
 def write_meter_site(tmp_path: Path, outputs: str = "") -> Config:
     """The UPS site plus an ECHONET smart meter (meter1)."""
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
-    text = path.read_text().replace("devices:\n", "devices:\n" + METER_DEVICE, 1)
-    path.write_text(text + outputs)
+    path = ups_site_file(tmp_path, outputs)
+    path.write_text(path.read_text().replace("devices:\n", "devices:\n" + METER_DEVICE, 1))
     return load_config(path)
 
 
@@ -296,3 +297,24 @@ def meter_ups_site(outputs: str, devices: str = "") -> str:
         "    connection: {transport: rtu, serial_port: data/sim/ups1.tty}\n"
         "    interval: 1\n" + devices + "outputs:\n" + outputs
     )
+
+
+@contextmanager
+def collecting(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`simulate` for the config's devices and a real `collect` (stdout and stderr piped);
+    both are stopped on the way out."""
+    with simulators(config):
+        collector = python(
+            "collect",
+            "--config",
+            str(config),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            yield collector
+        finally:
+            if collector.poll() is None:
+                collector.terminate()
+                collector.wait(15)

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from energy_pipeline_tests.conftest import REPO, require_program
-from energy_pipeline_tests.live_support import free_port, meter_ups_site, wait_port
-from energy_pipeline_tests.test_live_collect import get, spawn
+from energy_pipeline_tests.live_support import collecting, free_port, meter_ups_site, wait_port
+from energy_pipeline_tests.test_live_collect import get
 
 DEPLOY = REPO / "deploy"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
@@ -204,39 +204,38 @@ def test_prometheus_scraping_collect_answers_every_panel(tmp_path: Path) -> None
     config.write_text(meter_ups_site(OUTPUTS.format(http=http), janitza))
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(PROMETHEUS.format(rules=json.dumps([str(p) for p in RULES]), http=http))
-    sim = spawn("simulate", "--config", str(config), "--json")
-    collector: subprocess.Popen[str] | None = None
     prometheus: subprocess.Popen[bytes] | None = None
-    try:
-        assert sim.stdout is not None and "endpoints" in sim.stdout.readline()
-        collector = spawn("collect", "--config", str(config))
-        prometheus = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(prom_port, timeout=30)
-        prom = Prometheus(prom_port)
-        deadline = time.monotonic() + 90
-        missing = ["not asked yet"]
-        while missing and time.monotonic() < deadline:
-            time.sleep(1)
-            missing = unanswered(prom)
-        assert not missing, "panels without data:\n" + "\n".join(missing)
-        rules = prom.api("rules")["groups"]
-        health = {r["name"]: r["health"] for g in rules for r in g["rules"]}
-        assert len(health) >= 10 and set(health.values()) == {"ok"}, health
-        # One scrape's ups_status against its raw work state: 0 exactly in state 3 (battery).
-        mapped = 'energy_reading{device="ups1", metric="status"} != bool 3'
-        assert prom.has_data(f'ups_status{{device="ups1"}} == on(device) ({mapped})')
-        assert get(f"http://127.0.0.1:{http}/api/health")[0] == 200
-    finally:
-        for proc in (prometheus, collector, sim):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(15)
+    with collecting(config):
+        try:
+            prometheus = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={prom_config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_port(prom_port, timeout=30)
+            check_every_panel(Prometheus(prom_port), http)
+        finally:
+            if prometheus is not None:
+                prometheus.terminate()
+                prometheus.wait(15)
+
+
+def check_every_panel(prom: Prometheus, http: int) -> None:
+    deadline = time.monotonic() + 90
+    missing = ["not asked yet"]
+    while missing and time.monotonic() < deadline:
+        time.sleep(1)
+        missing = unanswered(prom)
+    assert not missing, "panels without data:\n" + "\n".join(missing)
+    rules = prom.api("rules")["groups"]
+    health = {r["name"]: r["health"] for g in rules for r in g["rules"]}
+    assert len(health) >= 10 and set(health.values()) == {"ok"}, health
+    # One scrape's ups_status against its raw work state: 0 exactly in state 3 (battery).
+    mapped = 'energy_reading{device="ups1", metric="status"} != bool 3'
+    assert prom.has_data(f'ups_status{{device="ups1"}} == on(device) ({mapped})')
+    assert get(f"http://127.0.0.1:{http}/api/health")[0] == 200

@@ -23,15 +23,16 @@ from energy_pipeline.live.hems import HEMS_KEYS
 from energy_pipeline.live.pubsub import EMULATOR_ENV
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
 from energy_pipeline_tests.live_support import (
+    collecting,
     failed,
     free_port,
     meter_ups_site,
     ok,
     outputs_for,
+    ups_site,
+    ups_site_file,
     wait_port,
-    write_site,
 )
-from energy_pipeline_tests.test_live_collect import spawn
 from energy_pipeline_tests.test_live_webhook_file import started, until
 
 PROJECT = "test-project"
@@ -106,7 +107,7 @@ outputs:
 def test_retries_until_the_topic_exists_and_counts_overflow(
     tmp_path: Path, on_emulator: str
 ) -> None:
-    config = write_site(tmp_path, PUBSUB.format(project=PROJECT, topic="late", format="json"))
+    config = ups_site(tmp_path, PUBSUB.format(project=PROJECT, topic="late", format="json"))
     live, clock = outputs_for(config)
     sink = live.pubsub
     assert sink is not None
@@ -154,19 +155,10 @@ def test_collect_publishes_hems_records_of_a_simulated_meter(
     config.write_text(
         meter_ups_site(f"  pubsub: {{project: {PROJECT}, topic: hems, format: hems}}\n")
     )
-    sim = spawn("simulate", "--config", str(config), "--json")
-    collector: subprocess.Popen[str] | None = None
-    try:
-        assert sim.stdout is not None and "endpoints" in sim.stdout.readline()
-        collector = spawn("collect", "--config", str(config))
+    with collecting(config) as collector:
         messages = pull(subscription, 2)
         collector.send_signal(signal.SIGTERM)
         assert collector.wait(20) == 0
-    finally:
-        for proc in (collector, sim):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
     assert {m.attributes["device_id"] for m in messages} == {"meter1"}, "only the meter"
     record = json.loads(messages[0].data)
     assert list(record) == list(HEMS_KEYS)
@@ -175,14 +167,14 @@ def test_collect_publishes_hems_records_of_a_simulated_meter(
 
 
 def test_collect_without_pubsub_never_imports_the_client(tmp_path: Path) -> None:
-    write_site(tmp_path, "outputs:\n  stdout: {}\n  http: {port: 0}\n")
+    path = ups_site_file(tmp_path, "outputs:\n  stdout: {}\n  http: {port: 0}\n")
     probe = (
         "import sys\n"
         "from energy_pipeline.config import load_config\n"
         "from energy_pipeline.live import build_outputs\n"
         "from energy_pipeline.live.state import StandaloneState\n"
         "from datetime import UTC, datetime\n"
-        f"build_outputs(load_config({str(tmp_path / 'site.yaml')!r}),"
+        f"build_outputs(load_config({str(path)!r}),"
         " StandaloneState(started_at=datetime.now(UTC)))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('google', 'grpc'))))\n"
     )

@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from energy_pipeline.live.hems import HEMS_KEYS
-from energy_pipeline_tests.live_support import meter_ups_site
-from energy_pipeline_tests.test_live_collect import spawn
+from energy_pipeline_tests.live_support import collecting, meter_ups_site
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "hems"])
 def test_collect_streams_records_on_stdout(tmp_path: Path, fmt: str) -> None:
     config = tmp_path / "site.yaml"
     config.write_text(meter_ups_site(f"  stdout: {{format: {fmt}}}\n"))
-    sim = spawn("simulate", "--config", str(config), "--json")
-    collector: subprocess.Popen[str] | None = None
-    try:
-        assert sim.stdout is not None and "endpoints" in sim.stdout.readline()
-        collector = spawn("collect", "--config", str(config))
+    with collecting(config) as collector:
         assert collector.stdout is not None
         records = []
         while len(records) < 4:
@@ -34,11 +28,6 @@ def test_collect_streams_records_on_stdout(tmp_path: Path, fmt: str) -> None:
         collector.send_signal(signal.SIGTERM)
         out, err = collector.communicate(timeout=20)
         assert collector.returncode == 0
-    finally:
-        for proc in (collector, sim):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
     records += [json.loads(line) for line in out.splitlines()]
     assert "collector stopped" in err and "collector stopped" not in out
     if fmt == "hems":

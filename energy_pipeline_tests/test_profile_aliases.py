@@ -18,7 +18,7 @@ from energy_pipeline.profiles.model import load_profile_file
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.conftest import require_program
-from energy_pipeline_tests.sim_support import site_config
+from energy_pipeline_tests.kit.sites import load_site
 
 UPS_NAMES = {
     "input_voltage": "ups_input_voltage",
@@ -99,7 +99,7 @@ def ups_outcome(device: str, status: float, **values: float) -> PollOutcome:
 
 def test_metrics_expose_the_ups_monitor_gauges(tmp_path: Path) -> None:
     promtool = require_program("promtool")
-    config = site_config(
+    config = load_site(
         tmp_path,
         "  - {id: ups1, driver: modbus, profile: must_ep20,"
         " connection: {transport: rtu, serial_port: /dev/null}}\n"
