@@ -11,9 +11,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.lake.layout import DAILY_READINGS, RAW_READINGS, exports_dir, hour_dir
 from energy_pipeline.readings import RAW_SCHEMA
-from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
 from energy_pipeline.transforms.exports import export_range, prune_exports
 from energy_pipeline.transforms.features import forecast_features

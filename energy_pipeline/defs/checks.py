@@ -9,13 +9,13 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import (
     DAILY_DEVICE_SUMMARY,
     DAILY_READINGS,
     FORECAST_FEATURES,
     MINUTE_READINGS,
 )
-from energy_pipeline.transforms.catalog import Catalog
 
 NO_DUPLICATES = "no_duplicate_rows"
 WITHIN_BOUNDS = "values_within_profile_bounds"

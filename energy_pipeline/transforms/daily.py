@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import MINUTE_READINGS, RAW_READINGS, hour_dir
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.lakefiles import HOUR, PART_FILE, hours_of, latest_mtime
 from energy_pipeline.transforms.minute import MinuteStats, compute_minutes, connect
 from energy_pipeline.transforms.schemas import (

@@ -163,7 +163,7 @@ def export_range(
     """The `export` verb: every day in [first, last] from daily_readings where materialized,
     else computed from the lake (minute_readings, else raw) without writing any table.
     Returns the files written and the days that had no readings."""
-    from energy_pipeline.transforms.catalog import build_catalog
+    from energy_pipeline.catalog import build_catalog
     from energy_pipeline.transforms.daily import daily_readings, minute_source
 
     if device is not None:

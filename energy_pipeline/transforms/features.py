@@ -18,8 +18,8 @@ import duckdb
 import holidays
 import pyarrow as pa
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import DAILY_READINGS
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.lakefiles import existing, partition_path
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import FEATURES_SCHEMA

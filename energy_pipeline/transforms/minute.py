@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import RAW_READINGS
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.lakefiles import LakeScan, overlapping, scan_window
 from energy_pipeline.transforms.schemas import HIVE_TYPES, MINUTE_SCHEMA
 
