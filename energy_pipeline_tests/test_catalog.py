@@ -4,6 +4,7 @@ load one way, `path#model` included, for config validation and the catalog alike
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import energy_pipeline.profiles.model as schema
 from energy_pipeline.catalog import Catalog, build_catalog
 from energy_pipeline.catalog.build import family_metrics
 from energy_pipeline.config import Config, load_config
@@ -185,3 +187,21 @@ def test_catalog_and_minutes_for_an_hpmanager_model(tmp_path: Path) -> None:
     by_metric = {r["metric"]: r for r in out.to_pylist()}
     assert by_metric["heat_energy"]["delta"] == pytest.approx(8.0)
     assert by_metric["flow_temperature"]["avg"] == pytest.approx(31.0)
+
+
+def test_the_profile_schema_imports_no_loader() -> None:
+    """profiles/model.py is the schema both loaders build on, so it imports neither (also not
+    inside a function): no model <-> hpmanager cycle."""
+
+    tree = ast.parse(Path(schema.__file__).read_text())
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m.startswith("energy_pipeline.")}, imported
