@@ -189,6 +189,16 @@ def test_catalog_and_minutes_for_an_hpmanager_model(tmp_path: Path) -> None:
     assert by_metric["flow_temperature"]["avg"] == pytest.approx(31.0)
 
 
+def test_a_profile_kind_wins_over_an_energy_name(tmp_path: Path) -> None:
+    """Janitza's net energy (19060) falls while exporting: a gauge, and not the energy role."""
+    catalog = build_catalog(_every_family_site(tmp_path))
+    device = "mb_janitza_umg509pro"
+    assert catalog.metric(device, "energy_active_total").kind == "gauge"
+    both = ("energy_active_total", "energy_active_import_total")
+    assert catalog.energy_metric(device, both) == "energy_active_import_total"
+    assert catalog.energy_metric(device, both[:1]) is None
+
+
 def test_the_profile_schema_imports_no_loader() -> None:
     """profiles/model.py is the schema both loaders build on, so it imports neither (also not
     inside a function): no model <-> hpmanager cycle."""

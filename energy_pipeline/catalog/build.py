@@ -7,7 +7,6 @@ from functools import cache
 from types import MappingProxyType
 
 from energy_pipeline.catalog.model import (
-    ENERGY_NAMES,
     Catalog,
     DeviceMeaning,
     MetricMeaning,
@@ -22,13 +21,14 @@ _WRAP_BITS = {"uint16": 16, "uint32": 32, "uint64": 64}
 
 
 def point_meaning(point: Point) -> MetricMeaning:
-    kind = "counter" if point.name in ENERGY_NAMES else point.kind
+    """The profile says what a point is: its `kind` wins over any name, so a net energy
+    register that falls while exporting stays a gauge even though it is called energy."""
     wrap = None
-    if kind == "counter" and point.data_type in _WRAP_BITS:
+    if point.kind == "counter" and point.data_type in _WRAP_BITS:
         wrap = float(2 ** _WRAP_BITS[point.data_type]) * point.scale
     return MetricMeaning(
         unit=point.unit or "",
-        kind=kind,
+        kind=point.kind,
         labels=dict(point.labels),
         description=point.description or "",
         publish=point.publish,

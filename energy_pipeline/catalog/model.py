@@ -22,7 +22,7 @@ ENERGY_NAMES = (
     "cumulative_power_kwh",
     "ID_WEB_WMZ_seit",
 )
-"""Energy counters by name, first match wins; also counters when a profile forgets `kind`."""
+"""The energy role by name, first match wins; by name alone (no profile) also a counter."""
 POWER_NAMES = (
     "power_active_total",
     "instant_power_w",
@@ -147,7 +147,7 @@ class Catalog:
     def energy_metric(self, device_id: str, metrics: Iterable[str]) -> str | None:
         present = set(metrics)
         for name in ENERGY_NAMES:
-            if name in present:
+            if name in present and self.is_counter(device_id, name):
                 return name
         counters = sorted(m for m in present if self.is_counter(device_id, m))
         energy = [m for m in counters if "energy" in m.lower() or "kwh" in m.lower()]
