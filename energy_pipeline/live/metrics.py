@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.live.alerts import AlertEngine
-from energy_pipeline.live.meta import DeviceMeta
 from energy_pipeline.live.state import CollectorView
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.readings import PollOutcome
@@ -36,7 +36,7 @@ class _DeviceLines:
 
     __slots__ = ("counters", "gauges", "names")
 
-    def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeta | None):
+    def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeaning | None):
         self.names = names
         self.gauges: list[tuple[int, str]] = []
         self.counters: list[tuple[int, str]] = []

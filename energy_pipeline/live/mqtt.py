@@ -22,9 +22,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from energy_pipeline import __version__
+from energy_pipeline.catalog import DeviceMeaning, MetricMeaning
 from energy_pipeline.config import Config, MqttOutput
 from energy_pipeline.live.alerts import AlertEvent
-from energy_pipeline.live.meta import DeviceMeta, MetricMeta
 from energy_pipeline.live.queue import DropOldestQueue
 from energy_pipeline.live.records import iso, values_of
 from energy_pipeline.readings import PollOutcome
@@ -48,7 +48,7 @@ _UNIT_CLASSES = {
 }
 
 
-def ha_classes(name: str, meta: MetricMeta) -> dict[str, str]:
+def ha_classes(name: str, meta: MetricMeaning) -> dict[str, str]:
     """device_class/state_class so Home Assistant accepts the sensor — energy counters as
     `energy` + `total_increasing` in Wh/kWh/MWh, which its Energy dashboard requires."""
     unit = meta.unit
@@ -87,7 +87,7 @@ class _Message:
 
 
 class MqttSink:
-    def __init__(self, cfg: MqttOutput, config: Config, meta: dict[str, DeviceMeta]):
+    def __init__(self, cfg: MqttOutput, config: Config, meta: dict[str, DeviceMeaning]):
         self.cfg = cfg
         self.meta = meta
         self.prefix = cfg.prefix.rstrip("/")
@@ -193,7 +193,7 @@ class MqttSink:
             m = meta.metric(metric)
             comp: dict[str, Any] = {
                 "p": "sensor",
-                "name": metric.replace("_", " "),
+                "name": m.display_name,
                 "unique_id": f"{node}_{metric}",
                 "value_template": "{{ value_json." + metric + " }}",
                 **ha_classes(metric, m),
