@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dagster as dg
 import duckdb
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.config import load_config
 from energy_pipeline.defs.assets import build_assets
 from energy_pipeline.defs.partitions import daily_partitions, minute_partitions
@@ -46,7 +47,6 @@ from energy_pipeline.lake.layout import (
 )
 from energy_pipeline.lake.warehouse import build_warehouse, query
 from energy_pipeline.readings import RAW_SCHEMA
-from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.minute import compute_minutes
 from energy_pipeline.transforms.schemas import FEATURES_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.config import Config
 from energy_pipeline.lake.exports import write_exports
-from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.daily import daily_readings, minute_source
 from energy_pipeline.transforms.exports import export_files, stored_day
 from energy_pipeline.transforms.timegrid import day_window

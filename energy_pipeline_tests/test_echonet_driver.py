@@ -27,9 +27,9 @@ from energy_pipeline.drivers.base import (
 )
 from energy_pipeline.drivers.echonet import build
 from energy_pipeline.drivers.echonet.driver import BRouteMeter
-from energy_pipeline.drivers.echonet.meter import METRICS
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.lake.device_state import StateFile, StateFiles
+from energy_pipeline.profiles.echonet_names import METRICS
 from energy_pipeline.simulators.echonet import DongleOptions, meter_model
 from energy_pipeline_tests.echonet_support import (
     FROZEN,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.config import load_config
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.alerts import site_rules
-from energy_pipeline.live.meta import site_meta
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline_tests.live_support import Clock, ok, ups_site
@@ -29,7 +29,10 @@ def test_must_ep20_ships_the_ups_seed_alarms(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     path.write_text(UPS_SITE)
     config = load_config(path)
-    rules = {(d, r.metric, r.op, r.threshold) for d, r in site_rules(config, site_meta(config))}
+    rules = {
+        (d, r.metric, r.op, r.threshold)
+        for d, r in site_rules(config, build_catalog(config).devices)
+    }
     assert rules == {
         ("ups1", "input_voltage", "<", 180),
         ("ups1", "battery_level", "<", 20),
@@ -45,7 +48,7 @@ def test_discovery_uses_the_configured_list(tmp_path: Path) -> None:
         "outputs:\n  mqtt: {host: 127.0.0.1, publish: {ups2: [temperature, energy_total]}}\n",
     )
     assert config.outputs.mqtt is not None
-    sink = MqttSink(config.outputs.mqtt, config, site_meta(config))
+    sink = MqttSink(config.outputs.mqtt, config, build_catalog(config).devices)
     configured = sink.discovery_payload("ups2")["cmps"]
     assert set(configured) == {"ups2_temperature", "ups2_energy_total"}
     assert configured["ups2_temperature"]["device_class"] == "temperature"

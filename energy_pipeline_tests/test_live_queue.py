@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from energy_pipeline.live.meta import MetricMeta
+from energy_pipeline.catalog import MetricMeaning
 from energy_pipeline.live.mqtt import ha_classes
 from energy_pipeline.live.queue import DropOldestQueue
 
@@ -49,20 +49,20 @@ def test_get_batch_waits_for_an_item() -> None:
 @pytest.mark.parametrize(
     ("name", "meta", "expected"),
     [
-        ("energy_import", MetricMeta("kWh", "counter"), ("energy", "total_increasing", "kWh")),
-        ("energy_30min", MetricMeta("kWh", "gauge"), ("energy", None, "kWh")),
-        ("power_total", MetricMeta("W"), ("power", "measurement", "W")),
-        ("battery_level", MetricMeta("%"), ("battery", "measurement", "%")),
-        ("load_percent", MetricMeta("%"), (None, "measurement", "%")),
-        ("temperature", MetricMeta("°C"), ("temperature", "measurement", "°C")),
-        ("pulses", MetricMeta("", "counter"), (None, "total_increasing", None)),
-        ("status", MetricMeta("", "state", {0: "ok"}), ("enum", None, None)),
-        ("fault_code", MetricMeta("", "state"), (None, None, None)),
-        ("cos_phi_l1", MetricMeta(""), ("power_factor", "measurement", None)),
-        ("power_factor", MetricMeta("%"), ("power_factor", "measurement", "%")),
+        ("energy_import", MetricMeaning("kWh", "counter"), ("energy", "total_increasing", "kWh")),
+        ("energy_30min", MetricMeaning("kWh", "gauge"), ("energy", None, "kWh")),
+        ("power_total", MetricMeaning("W"), ("power", "measurement", "W")),
+        ("battery_level", MetricMeaning("%"), ("battery", "measurement", "%")),
+        ("load_percent", MetricMeaning("%"), (None, "measurement", "%")),
+        ("temperature", MetricMeaning("°C"), ("temperature", "measurement", "°C")),
+        ("pulses", MetricMeaning("", "counter"), (None, "total_increasing", None)),
+        ("status", MetricMeaning("", "state", {0: "ok"}), ("enum", None, None)),
+        ("fault_code", MetricMeaning("", "state"), (None, None, None)),
+        ("cos_phi_l1", MetricMeaning(""), ("power_factor", "measurement", None)),
+        ("power_factor", MetricMeaning("%"), ("power_factor", "measurement", "%")),
     ],
 )
-def test_home_assistant_classes(name: str, meta: MetricMeta, expected: tuple) -> None:
+def test_home_assistant_classes(name: str, meta: MetricMeaning, expected: tuple) -> None:
     got = ha_classes(name, meta)
     assert (
         got.get("device_class"),

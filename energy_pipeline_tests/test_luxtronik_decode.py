@@ -21,7 +21,7 @@ from energy_pipeline.drivers.luxtronik.decode import (
     decode,
     layout,
 )
-from energy_pipeline.drivers.luxtronik.names import DEFINITIONS, Vector, defined_count, definition
+from energy_pipeline.profiles.luxtronik_names import DEFINITIONS, Vector, defined_count, definition
 
 RAW_TYPES = {
     "Unknown",

@@ -14,7 +14,6 @@ import pytest
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.profiles import load_profile
-from energy_pipeline.profiles.model import load_profile_file
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.conftest import require_program
@@ -45,7 +44,7 @@ def problem(tmp_path: Path, extra: str) -> str:
     path = tmp_path / "p.yaml"
     path.write_text(POINT.format(extra=extra))
     with pytest.raises(ConfigError) as err:
-        load_profile_file(path)
+        load_profile(str(path), path.parent)
     return str(err.value)
 
 
@@ -79,14 +78,14 @@ def test_a_mapped_alias_needs_a_labelled_state(tmp_path: Path) -> None:
         "  - {name: v, address: 0, aliases: {prometheus: {name: x, map: {a: 1}}}}\n"
     )
     with pytest.raises(ConfigError, match="state point with labels"):
-        load_profile_file(path)
+        load_profile(str(path), path.parent)
     path.write_text(
         "manufacturer: T\nmodel: T\npoints:\n"
         "  - {name: v, address: 0, aliases: {prometheus: x}}\n"
         "  - {name: w, address: 1, aliases: {prometheus: x}}\n"
     )
     with pytest.raises(ConfigError, match="given to two points"):
-        load_profile_file(path)
+        load_profile(str(path), path.parent)
 
 
 def ups_outcome(device: str, status: float, **values: float) -> PollOutcome:

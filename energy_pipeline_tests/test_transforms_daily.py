@@ -11,6 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.export import export_range
 from energy_pipeline.lake.exports import prune_exports
 from energy_pipeline.lake.layout import DAILY_READINGS, RAW_READINGS, exports_dir, hour_dir
@@ -18,7 +19,6 @@ from energy_pipeline.lake.maintenance import compact, exchange, read_manifest
 from energy_pipeline.lake.tables import write_partition
 from energy_pipeline.lake.warehouse import build_warehouse, query
 from energy_pipeline.readings import RAW_SCHEMA
-from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
 from energy_pipeline.transforms.features import forecast_features
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA

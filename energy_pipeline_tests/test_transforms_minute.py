@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.lake.layout import RAW_READINGS, hour_dir
-from energy_pipeline.transforms.catalog import build_catalog
 from energy_pipeline.transforms.minute import compute_minutes
 from energy_pipeline_tests.lakedata import site, table, write_raw
 

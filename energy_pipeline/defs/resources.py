@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import PrivateAttr
 
+from energy_pipeline.catalog import Catalog, build_catalog
 from energy_pipeline.config import Config, load_config
-from energy_pipeline.transforms.catalog import Catalog, build_catalog
 
 
 class EnergySite(dg.ConfigurableResource):

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
 from energy_pipeline.live.alerts import AlertEngine, AlertSink, site_rules
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.http import HttpServer
-from energy_pipeline.live.meta import site_meta
 from energy_pipeline.live.metrics import MetricsSink
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.pubsub import PubsubSink
@@ -59,7 +59,7 @@ class LiveOutputs:
         return out
 
 
-def _chart(config: Config, meta: dict, limit: int = 6) -> list[tuple[str, str]]:
+def _chart(config: Config, meta: dict[str, DeviceMeaning], limit: int = 6) -> list[tuple[str, str]]:
     """The configured chart list, else the first published gauges of each device."""
     http = config.outputs.http
     if http and http.chart:
@@ -75,7 +75,8 @@ def _chart(config: Config, meta: dict, limit: int = 6) -> list[tuple[str, str]]:
 
 def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) -> LiveOutputs:
     out = config.outputs
-    meta = site_meta(config)
+    catalog = build_catalog(config)
+    meta = catalog.devices
     history = (out.http.history_minutes if out.http else 60) * 60.0
     store = LatestStore(meta, _chart(config, meta), history, clock)
     alerts = AlertSink(AlertEngine(site_rules(config, meta), clock()), clock)
@@ -103,8 +104,7 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
         sinks.append(live.pubsub)
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
-        intervals = {d.id: d.interval for d in config.devices}
-        api = LiveApi(store, state, alerts, intervals, out.http.cards)
+        api = LiveApi(store, state, alerts, catalog.intervals, out.http.cards)
         live.http = HttpServer(out.http, api, live.metrics, clock)
         sinks.append(live.http)
     live.sinks = sinks

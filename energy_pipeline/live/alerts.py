@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.config import AlertRule, Config
-from energy_pipeline.live.meta import DeviceMeta
 from energy_pipeline.live.records import iso
 from energy_pipeline.readings import PollOutcome
 
@@ -100,7 +100,7 @@ def rule_name(rule: AlertRule) -> str:
     return "stale" if rule.kind == "stale" else "down"
 
 
-def site_rules(config: Config, meta: dict[str, DeviceMeta]) -> list[tuple[str, AlertRule]]:
+def site_rules(config: Config, meta: dict[str, DeviceMeaning]) -> list[tuple[str, AlertRule]]:
     """(device id, rule) for every device: config rules (`*` expanded), then the profile's
     defaults for metrics the config does not cover itself."""
     pairs: list[tuple[str, AlertRule]] = []

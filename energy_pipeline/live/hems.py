@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from energy_pipeline.live.meta import DeviceMeta
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.live.records import iso, shown_values
 from energy_pipeline.readings import PollOutcome
 
@@ -29,7 +29,7 @@ _INSTANTS = frozenset({"historical_timestamp", "recent_30min_timestamp"})
 
 
 class HemsRecords:
-    def __init__(self, meta: dict[str, DeviceMeta]):
+    def __init__(self, meta: dict[str, DeviceMeaning]):
         self.meta = meta
         self.devices = frozenset(
             device for device, m in meta.items() if any(k in m.metrics for k in _VALUE_KEYS)

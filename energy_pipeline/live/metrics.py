@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.live.alerts import AlertEngine
-from energy_pipeline.live.meta import DeviceMeta
 from energy_pipeline.live.state import CollectorView
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.readings import PollOutcome
@@ -54,7 +54,7 @@ class _DeviceLines:
 
     __slots__ = ("aliases", "counters", "gauges", "names")
 
-    def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeta | None):
+    def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeaning | None):
         self.names = names
         self.gauges: list[tuple[int, str]] = []
         self.counters: list[tuple[int, str]] = []
@@ -70,7 +70,7 @@ class _DeviceLines:
                 self.gauges.append((i, f"energy_reading{labels}"))
             if m is not None and m.prometheus is not None:
                 family, values = m.prometheus
-                help_text = m.display_name(name).replace("\\", "\\\\").replace("\n", "\\n")
+                help_text = m.display_name.replace("\\", "\\\\").replace("\n", "\\n")
                 prefix = f'{family}{{device="{dev}"}} '
                 self.aliases.append(_Alias(i, family, help_text, prefix, values))
 

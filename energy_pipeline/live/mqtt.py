@@ -25,9 +25,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from energy_pipeline import __version__
+from energy_pipeline.catalog import DeviceMeaning, MetricMeaning
 from energy_pipeline.config import Config, MqttOutput
 from energy_pipeline.live.alerts import AlertEvent
-from energy_pipeline.live.meta import DeviceMeta, MetricMeta
 from energy_pipeline.live.queue import DropOldestQueue
 from energy_pipeline.live.records import iso, shown_values
 from energy_pipeline.readings import PollOutcome
@@ -54,7 +54,7 @@ _UNIT_CLASSES = {
 _POWER_FACTOR = re.compile(r"(^|_)(cos_phi|power_factor)(_|$)")
 
 
-def ha_classes(name: str, meta: MetricMeta) -> dict[str, Any]:
+def ha_classes(name: str, meta: MetricMeaning) -> dict[str, Any]:
     """device_class/state_class so Home Assistant accepts the sensor — energy counters as
     `energy` + `total_increasing` in Wh/kWh/MWh, which its Energy dashboard requires; a
     labelled state as an `enum` whose options are its labels."""
@@ -100,7 +100,7 @@ class _Message:
 
 
 class MqttSink:
-    def __init__(self, cfg: MqttOutput, config: Config, meta: dict[str, DeviceMeta]):
+    def __init__(self, cfg: MqttOutput, config: Config, meta: dict[str, DeviceMeaning]):
         self.cfg = cfg
         self.meta = meta
         self.prefix = cfg.prefix.rstrip("/")
@@ -207,7 +207,7 @@ class MqttSink:
             m = meta.metric(metric)
             components[f"{device}_{metric}"] = {
                 "p": "sensor",
-                "name": m.display_name(metric),
+                "name": m.display_name,
                 "unique_id": f"{node}_{metric}",
                 "value_template": "{{ value_json." + metric + " }}",
                 **ha_classes(metric, m),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from energy_pipeline.live.meta import DeviceMeta
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.readings import PollOutcome
 
 
@@ -22,7 +22,7 @@ def values_of(outcome: PollOutcome) -> dict[str, float]:
     return {n: v for n, v in zip(sample.names, sample.values.tolist(), strict=True) if v == v}
 
 
-def shown_values(outcome: PollOutcome, meta: DeviceMeta | None) -> dict[str, float | str]:
+def shown_values(outcome: PollOutcome, meta: DeviceMeaning | None) -> dict[str, float | str]:
     """Values as a person reads them: a state by its label (`online`), a number rounded to its
     metric's precision (`1.4`, not the `1.4000000000000001` that x0.1 scaling gives)."""
     values = values_of(outcome)

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from energy_pipeline.live.meta import DeviceMeta
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.readings import PollOutcome
 
 Clock = Callable[[], datetime]
@@ -42,7 +42,7 @@ class _Series:
 class LatestStore:
     def __init__(
         self,
-        meta: dict[str, DeviceMeta],
+        meta: dict[str, DeviceMeaning],
         chart: Sequence[tuple[str, str]],
         history_seconds: float,
         clock: Clock,

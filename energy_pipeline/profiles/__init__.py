@@ -3,6 +3,10 @@
 A profile is named either by a built-in name (a YAML file shipped in this folder) or by a path
 to a YAML file, relative to the config file's folder. HPManager `registers.yml` files work
 unchanged; `path/registers.yml#<model>` picks one model when the file holds several.
+
+`load_profile` is the one way in, for config validation, drivers, simulators and the metric
+catalog alike, so a `#model` accepted by one is honoured by all. This floor holds device facts
+(profiles, the Luxtronik and ECHONET name tables) and imports only `yamlfile` below it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from energy_pipeline.profiles.model import Profile, load_profile_file
+from pydantic import ValidationError
+
+from energy_pipeline.profiles.hpmanager import is_hpmanager, profile_from_hpmanager
+from energy_pipeline.profiles.model import Profile, error_message
+from energy_pipeline.yamlfile import ConfigError, load_yaml
 
 BUILTIN_DIR = Path(__file__).parent
 
@@ -48,7 +56,8 @@ def resolve_profile(name: str, base_dir: Path) -> Path:
 
 
 def load_profile(name: str, base_dir: Path) -> Profile:
-    """Resolve and validate a profile; ProfileNotFound or ConfigError (file, key, line)."""
+    """Resolve and validate a profile (`name`, `path` or `path#model`); ProfileNotFound or
+    ConfigError (file, key, line). Cached while the file is unchanged."""
     path = resolve_profile(name, base_dir)
     stat = path.stat()
     return _load(path, _split(name)[1], stat.st_mtime_ns, stat.st_size)
@@ -56,7 +65,24 @@ def load_profile(name: str, base_dir: Path) -> Profile:
 
 @cache
 def _load(path: Path, model: str | None, _mtime_ns: int, _size: int) -> Profile:
-    return load_profile_file(path, model)
+    return _load_file(path, model)
+
+
+def _load_file(path: Path, model: str | None) -> Profile:
+    """HPManager `registers.yml` files are converted; `model` picks one of their models."""
+    loaded = load_yaml(path)
+    if is_hpmanager(loaded.data):
+        return profile_from_hpmanager(loaded, model)
+    if not isinstance(loaded.data, dict):
+        raise ConfigError([loaded.problem((), "expected a profile mapping with points")])
+    try:
+        return Profile.model_validate(loaded.data)
+    except ValidationError as exc:
+        problems = [
+            loaded.problem(tuple(err["loc"]), error_message(err))
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError(problems) from None
 
 
 def builtin_summaries() -> list[dict[str, Any]]:

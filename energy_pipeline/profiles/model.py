@@ -1,15 +1,12 @@
 """The register-map profile schema: one definition, used by the driver, the planner and the
-simulators alike. New Modbus equipment needs only a YAML file that validates against this."""
+simulators alike. New Modbus equipment needs only a YAML file that validates against this.
+Reading files is `energy_pipeline.profiles`' job; this module only describes and validates."""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from energy_pipeline.yamlfile import ConfigError, load_yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RegisterType = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal[
@@ -196,28 +193,6 @@ class Profile(_Strict):
         return self
 
 
-def load_profile_file(path: Path, model: str | None = None) -> Profile:
-    """Validate one profile YAML; errors name file, key path and line like config errors.
-
-    HPManager `registers.yml` files are converted; `model` picks one of their models.
-    """
-    loaded = load_yaml(path)
-    from energy_pipeline.profiles.hpmanager import is_hpmanager, profile_from_hpmanager
-
-    if is_hpmanager(loaded.data):
-        return profile_from_hpmanager(loaded, model)
-    if not isinstance(loaded.data, dict):
-        raise ConfigError([loaded.problem((), "expected a profile mapping with points")])
-    try:
-        return Profile.model_validate(loaded.data)
-    except ValidationError as exc:
-        problems = [
-            loaded.problem(tuple(err["loc"]), error_message(err))
-            for err in exc.errors(include_url=False)
-        ]
-        raise ConfigError(problems) from None
-
-
 def error_message(err: Any) -> str:
     """A pydantic error phrased for the person who wrote the file."""
     if err["type"] == "missing":
@@ -229,8 +204,3 @@ def error_message(err: Any) -> str:
     if not isinstance(value, dict | list):
         msg += f" (got {value!r})"
     return msg
-
-
-@cache
-def load_profile_cached(path: Path) -> Profile:
-    return load_profile_file(path)

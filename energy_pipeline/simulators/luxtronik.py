@@ -34,7 +34,7 @@ import numpy as np
 from energy_pipeline.config import Config, Device, LuxtronikDevice
 from energy_pipeline.drivers.luxtronik import protocol
 from energy_pipeline.drivers.luxtronik.decode import decode, decode_values, layout
-from energy_pipeline.drivers.luxtronik.names import Vector, defined_count
+from energy_pipeline.profiles.luxtronik_names import Vector, defined_count
 from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.site import (
     EPOCH,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import (
     HOUR,
     MINUTE_READINGS,
@@ -26,7 +27,6 @@ from energy_pipeline.lake.layout import (
     partition_path,
 )
 from energy_pipeline.lake.scan import latest_mtime
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.minute import MinuteStats, compute_minutes, connect
 from energy_pipeline.transforms.schemas import (
     DAILY_READINGS_SCHEMA,

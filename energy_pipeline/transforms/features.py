@@ -18,9 +18,9 @@ import duckdb
 import holidays
 import pyarrow as pa
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import DAILY_READINGS, partition_path
 from energy_pipeline.lake.scan import existing
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import FEATURES_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window

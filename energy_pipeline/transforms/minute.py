@@ -23,9 +23,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import HIVE_TYPES, RAW_READINGS
 from energy_pipeline.lake.scan import LakeScan, overlapping, scan_window
-from energy_pipeline.transforms.catalog import Catalog
 from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
 
 REJECT_REASONS = ("misfiled", "future", "invalid")

@@ -10,7 +10,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from energy_pipeline.transforms.catalog import Catalog
+from energy_pipeline.catalog import Catalog
 
 NO_DUPLICATES = "no_duplicate_rows"
 WITHIN_BOUNDS = "values_within_profile_bounds"

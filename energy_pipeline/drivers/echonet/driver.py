@@ -60,6 +60,7 @@ from energy_pipeline.drivers.echonet.skstack import (
     SkTimeout,
 )
 from energy_pipeline.drivers.serial_lock import hold_port
+from energy_pipeline.profiles.echonet_names import METRICS
 from energy_pipeline.readings import BACKFILL_SCHEMA, Sample
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class BRouteMeter(Driver):
         self._covered = self._state.covered
         self._read_through: m.SlotReading | None = None
         self._backfill_due = 0.0
-        self.names = m.METRICS
+        self.names = METRICS
 
     # -- Driver interface -------------------------------------------------------------------
 

@@ -45,20 +45,6 @@ UNIT_KWH: dict[int, float] = {
     0x0D: 10000.0,
 }
 
-METRICS: tuple[str, ...] = (
-    "instant_power_w",
-    "current_r_a",
-    "current_t_a",
-    "current_a",
-    "cumulative_power_kwh",
-    "cumulative_power_export_kwh",
-    "historical_timestamp",
-    "historical_cumulative_power_kwh",
-    "historical_cumulative_power_export_kwh",
-    "recent_30min_timestamp",
-    "recent_30min_consumption_kwh",
-)
-
 # Read on every poll in one Get; the static scale properties are read once per session.
 POLL_EPCS = (
     EPC_INSTANT_POWER,

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from energy_pipeline.drivers.luxtronik.names import Definition, Vector, definition
+from energy_pipeline.profiles.luxtronik_names import Definition, Vector, definition
 from energy_pipeline.readings import Sample
 
 DIVISORS = {
