@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.profiles import load_profile
@@ -123,3 +124,33 @@ def test_metrics_expose_the_ups_monitor_gauges(tmp_path: Path) -> None:
     assert text.count("# TYPE ups_status gauge") == 1, "one family across devices"
     assert "# HELP ups_input_voltage Grid (input) voltage" in text
     assert 'energy_reading{device="ups1",metric="input_voltage",unit="V"} 229.8' in text
+
+
+def test_the_catalog_gives_outputs_names_precision_and_order(tmp_path: Path) -> None:
+    config = load_site(
+        tmp_path,
+        "  - {id: ups1, driver: modbus, profile: must_ep20,"
+        " connection: {transport: rtu, serial_port: /dev/null}}\n"
+        "  - {id: umg509, driver: modbus, profile: janitza_umg509pro,"
+        " connection: {transport: tcp, host: 127.0.0.1, port: 15020}}\n"
+        "  - {id: meter1, driver: echonet_broute, connection: {serial_port: /dev/ttyS9},"
+        ' credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}}\n'
+        "  - {id: lux1, driver: luxtronik, connection: {host: 127.0.0.1}}\n",
+    )
+    catalog = build_catalog(config)
+    ups = catalog.devices["ups1"]
+    assert ups.metric("input_voltage").display_name == "Grid (input) voltage"
+    assert ups.metric("input_voltage").decimals() == 1, "x0.1 V register"
+    assert ups.metric("load_power").decimals() == 0 and ups.metric("status").decimals() == 0
+    assert ups.metric("input_voltage").prometheus == ("ups_input_voltage", None)
+    umg = catalog.devices["umg509"]
+    assert umg.metric("voltage_l1_n").display_name == "Voltage L1-N"
+    assert umg.metric("voltage_l1_n").decimals() == 1, "a float32 in V: the unit's default"
+    meter = catalog.devices["meter1"]
+    assert meter.metric("instant_power_w").display_name == "Instantaneous power"
+    assert meter.metric("current_r_a").decimals() == 1, "E8 reports 0.1 A"
+    assert catalog.devices["lux1"].metric("ID_WEB_Temperatur_TVL").display_name == (
+        "Flow temperature"
+    )
+    order = catalog.column_order("umg509", ["frequency", "zz_extra", "current_l1", "voltage_l1_n"])
+    assert order == ["voltage_l1_n", "current_l1", "frequency", "zz_extra"], "register order"
