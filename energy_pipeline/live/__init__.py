@@ -1,6 +1,7 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
-/metrics, MQTT, webhook, file output and alerts. `build_sinks(config, state)` gives the
-collector its list of sinks; each takes outcomes through a non-blocking `offer`."""
+/metrics, MQTT, webhook, file, stdout and Pub/Sub outputs, and alerts. `build_sinks(config,
+state)` gives the collector its list of sinks; each takes outcomes through a non-blocking
+`offer`."""
 
 from __future__ import annotations
 
