@@ -6,29 +6,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
+from energy_pipeline_tests.conftest import missing_external, require_program
 
 
 def require_netns() -> str:
     """The `ip` program, where this process may create namespaces (root); skip elsewhere,
     fail under REQUIRE_EXTERNAL=1."""
-    reason = None
-    ip = shutil.which("ip")
     if os.geteuid() != 0:
-        reason = "network namespaces need root"
-    elif ip is None:
-        reason = "ip (iproute2) not installed"
-    if reason is None:
-        assert ip is not None
-        return ip
-    if os.environ.get("REQUIRE_EXTERNAL") == "1":
-        pytest.fail(f"{reason} (REQUIRE_EXTERNAL=1)")
-    pytest.skip(reason)
+        missing_external("network namespaces need root")
+    return require_program("ip")
 
 
 @contextmanager

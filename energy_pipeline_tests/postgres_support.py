@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from energy_pipeline_tests.collector_support import free_ports
+from energy_pipeline_tests.conftest import missing_external
+from energy_pipeline_tests.kit.ports import free_port
 
 SERVER_USER = "postgres"
 DB_USER = "dagster"
@@ -48,12 +47,6 @@ class Cluster:
         }
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("REQUIRE_EXTERNAL") == "1":
-        pytest.fail(f"{reason} (REQUIRE_EXTERNAL=1)")
-    pytest.skip(reason)
-
-
 def server_bin() -> Path | None:
     """The newest installed server's bin folder (/usr/lib/postgresql/<ver>/bin on Debian,
     which is not on PATH), else the folder of an `initdb` on PATH."""
@@ -74,9 +67,9 @@ def _runner() -> tuple[list[str], int | None]:
     try:
         uid = pwd.getpwnam(SERVER_USER).pw_uid
     except KeyError:
-        _missing(f"running as root and there is no {SERVER_USER!r} user to own the cluster")
+        missing_external(f"running as root and there is no {SERVER_USER!r} user to own the cluster")
     if not shutil.which("runuser"):
-        _missing("running as root and runuser (util-linux) is not installed")
+        missing_external("running as root and runuser (util-linux) is not installed")
     return ["runuser", "-u", SERVER_USER, "--"], uid
 
 
@@ -84,8 +77,7 @@ def _runner() -> tuple[list[str], int | None]:
 def postgres_cluster(password: str = "pw-test-only") -> Iterator[Cluster]:
     bindir = server_bin()
     if bindir is None:
-        _missing("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    assert bindir is not None
+        missing_external("PostgreSQL server binaries (initdb, pg_ctl) not installed")
     prefix, uid = _runner()
     # Not under pytest's tmp_path: its parents are private to root, the server user cannot enter.
     root = Path(tempfile.mkdtemp(prefix="ep-pg-"))
@@ -96,7 +88,7 @@ def postgres_cluster(password: str = "pw-test-only") -> Iterator[Cluster]:
     if uid is not None:
         for path in (root, sock, pwfile):
             os.chown(path, uid, -1)
-    port = free_ports(1)[0]
+    port = free_port()
 
     def run(*args: str) -> None:
         done = subprocess.run(

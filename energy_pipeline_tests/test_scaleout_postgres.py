@@ -25,8 +25,9 @@ import yaml
 from energy_pipeline.defs.partitions import minute_partitions
 from energy_pipeline.defs.sensors import RANGE_START_TAG, floor_minute
 from energy_pipeline.lake.layout import MINUTE_READINGS
-from energy_pipeline_tests.collector_support import free_ports, wait_for
+from energy_pipeline_tests.collector_support import wait_for
 from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.lakedata import site, write_raw, write_status
 from energy_pipeline_tests.postgres_support import postgres_cluster
 
@@ -151,7 +152,7 @@ def test_sensor_and_ui_backfill_run_through_the_daemon_on_postgres(tmp_path, mon
     home, local = tmp_path / "dagster_home", tmp_path / "dagster_local"
     home.mkdir()
     shutil.copy(POSTGRES_YAML, home / "dagster.yaml")
-    web_port = free_ports(1)[0]
+    web_port = free_port()
     with postgres_cluster() as pg:
         env = cli_env(
             {

@@ -25,8 +25,9 @@ import pytest
 from energy_pipeline.defs.sensors import STALE_AFTER, effective_watermark
 from energy_pipeline.lake.layout import RAW_READINGS
 from energy_pipeline.lake.status import read_statuses, sealed_watermarks
-from energy_pipeline_tests.collector_support import free_ports, janitza, wait_for, write_site
+from energy_pipeline_tests.collector_support import collector_site, janitza, wait_for
 from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.kit.ports import free_ports
 from energy_pipeline_tests.netns_support import netns_host
 
 pytestmark = pytest.mark.timeout(300)
@@ -77,7 +78,7 @@ def test_two_shards_on_two_hosts_share_one_lake(tmp_path):
         procs = {}
         for shard, devices in SHARDS.items():
             host = stack.enter_context(netns_host(shard))
-            config = write_site(
+            config = collector_site(
                 tmp_path / shard,
                 [janitza(dev, port, interval=2) for dev, port in zip(devices, ports, strict=True)],
                 data_dir=lake,
