@@ -252,8 +252,9 @@ def test_sensor_and_ui_backfill_run_through_the_daemon_on_postgres(tmp_path, mon
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert not [p for p in tmp_path.rglob("*.db")], "SQLite storage appeared"
         with _connect(pg) as con, con.cursor() as cur:
-            cur.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'")
-            assert cur.fetchone()[0] == 3
+            ours = [r.run_id for r in [*runs, *backfill_runs]]
+            cur.execute("SELECT status FROM runs WHERE run_id = ANY(%s)", (ours,))
+            assert [row[0] for row in cur.fetchall()] == ["SUCCESS"] * 3
             cur.execute(
                 "SELECT count(*) FROM event_logs WHERE dagster_event_type = "
                 "'ASSET_MATERIALIZATION' AND asset_key LIKE '%minute_readings%'"
@@ -262,7 +263,7 @@ def test_sensor_and_ui_backfill_run_through_the_daemon_on_postgres(tmp_path, mon
             cur.execute(
                 "SELECT count(*) FROM job_ticks WHERE type = 'SENSOR' AND status = 'SUCCESS'"
             )
-            assert cur.fetchone()[0] == 2
+            assert cur.fetchone()[0] >= 2
         instance.dispose()
 
     files = sorted((data / MINUTE_READINGS).glob("date=*/hour=*/*.parquet"))

@@ -25,7 +25,7 @@ import pytest
 from energy_pipeline.defs.sensors import STALE_AFTER, effective_watermark
 from energy_pipeline.lake.layout import RAW_READINGS
 from energy_pipeline.lake.status import read_statuses, sealed_watermarks
-from energy_pipeline_tests.collector_support import collector_site, janitza, wait_for
+from energy_pipeline_tests.collector_support import collector_site, janitza, status, wait_for
 from energy_pipeline_tests.conftest import REPO, cli_env
 from energy_pipeline_tests.kit.ports import free_ports
 from energy_pipeline_tests.netns_support import netns_host
@@ -67,6 +67,12 @@ def _shard(host: list[str], config: Path, log: Path) -> Iterator[subprocess.Pope
                     proc.wait(10)
 
 
+def _stopped(pid: int) -> bool:
+    """The kernel has stopped the process (state T), so it writes no more status."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
 def _watermark(lake: Path) -> tuple[datetime | None, dict[str, datetime]]:
     return effective_watermark(read_statuses(lake), datetime.now(UTC), STALE_AFTER)
 
@@ -93,7 +99,9 @@ def test_two_shards_on_two_hosts_share_one_lake(tmp_path):
             "both shards to seal a minute",
             0.2,
         )
+        assert status(lake, "shard-a")["pid"] == slow.pid, "not the collector's own pid"
         slow.send_signal(signal.SIGSTOP)
+        wait_for(lambda: _stopped(slow.pid), 10, "the shard to stop", 0.01)
         frozen = sealed_watermarks(lake)["shard-a"]
         wait_for(
             lambda: sealed_watermarks(lake).get("shard-b", frozen) > frozen,
