@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -38,14 +39,19 @@ def run_cli(
     )
 
 
+def missing_external(reason: str) -> NoReturn:
+    """Skip on a laptop without an outside program or privilege a test needs; fail in CI."""
+    if os.environ.get("REQUIRE_EXTERNAL") == "1":
+        pytest.fail(f"{reason}, but CI requires it (REQUIRE_EXTERNAL=1)")
+    pytest.skip(reason)
+
+
 def require_program(name: str) -> str:
     """The path of an outside program; skip on a laptop without it, fail in CI."""
     path = shutil.which(name)
     if path:
         return path
-    if os.environ.get("REQUIRE_EXTERNAL") == "1":
-        pytest.fail(f"{name} is required in CI (REQUIRE_EXTERNAL=1) but not installed")
-    pytest.skip(f"{name} not installed")
+    missing_external(f"{name} not installed")
 
 
 @pytest.fixture
