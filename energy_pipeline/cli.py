@@ -31,7 +31,24 @@ def emit_json(obj: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "file", None) or args.config)
+    """The site config, with its `logging:` section applied to this process."""
+    config = load_config(getattr(args, "file", None) or args.config)
+    settings = config.logging
+    log_file = config.resolve(settings.file) if settings.file else None
+    try:
+        setup_logging(
+            args.verbose,
+            level=settings.level,
+            levels=settings.levels,
+            file=log_file,
+            max_bytes=settings.max_bytes,
+            backups=settings.backups,
+            fmt=settings.format,
+        )
+    except OSError as exc:
+        print(f"error: {config.path}: logging.file: cannot open {log_file}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+    return config
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
