@@ -118,7 +118,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from energy_pipeline.collector.status import show_status
 
-    return show_status(_config(args).data_dir, args.json)
+    config = _config(args)
+    if args.check:
+        from datetime import UTC, datetime
+
+        from energy_pipeline.ops.healthcheck import check_fresh
+
+        code, line = check_fresh(config, datetime.now(UTC), args.max_age)
+        print(line, file=sys.stdout if code == EXIT_OK else sys.stderr)
+        return code
+    return show_status(config, args.json)
 
 
 def cmd_simulate_history(args: argparse.Namespace) -> int:
@@ -259,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.set_defaults(func=cmd_collect)
     status = verbs.add_parser("status", parents=[common], help="show the collectors' status")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 while this site's collector status file is fresh, else 1 (no device I/O)",
+    )
+    status.add_argument(
+        "--max-age",
+        type=_positive,
+        metavar="SECONDS",
+        help="--check: oldest acceptable status (default: 3 shortest intervals, at least 30)",
+    )
     status.set_defaults(func=cmd_status)
     history = verbs.add_parser(
         "simulate-history",
