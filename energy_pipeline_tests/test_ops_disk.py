@@ -80,7 +80,8 @@ def test_free_space_is_reported_and_a_full_tmpfs_raises_the_alert(tmp_path, smal
     data = small_disk / "data"
     config = write_site(tmp_path, [janitza("umg1", umg)], data_dir=data)
     text = config.read_text() + (
-        f"outputs: {{http: {{port: {http}}}}}\nalerts: {{disk: {{min_free_percent: 50, min_free_gb: 0}}}}\n"
+        f"outputs: {{http: {{port: {http}}}}}\n"
+        "alerts: {disk: {min_free_percent: 50, min_free_gb: 0}}\n"
     )
     config.write_text(text)
     log = tmp_path / "collector.log"
