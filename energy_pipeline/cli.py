@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from energy_pipeline import __version__
@@ -128,6 +129,53 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(line, file=sys.stdout if code == EXIT_OK else sys.stderr)
         return code
     return show_status(config, args.json)
+
+
+def _installer(args: argparse.Namespace) -> Any:
+    from energy_pipeline.ops.systemd import Installer, unit_dir
+    from energy_pipeline.ops.units import config_needs_tun, plan_units
+
+    config = _config(args)
+    plan = plan_units(
+        config,
+        bin_dir=Path(sys.executable).parent,
+        user_mode=args.user,
+        needs_tun=config_needs_tun(config),
+        env_file=Path(args.env_file) if args.env_file else None,
+        run_as=args.run_as or _owner(config.path),
+    )
+    return Installer(plan, unit_dir(args.user, args.unit_dir), args.unit_dir is None, args.dry_run)
+
+
+def _owner(path: Path) -> str | None:
+    """The config file's owner runs the system units (root only if root owns the config)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (KeyError, OSError):
+        return None
+
+
+def cmd_service_install(args: argparse.Namespace) -> int:
+    from energy_pipeline.ops.units import PlanError
+
+    try:
+        installer = _installer(args)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if installer.install() else EXIT_FAILED
+
+
+def cmd_service_uninstall(args: argparse.Namespace) -> int:
+    return EXIT_OK if _installer(args).uninstall() else EXIT_FAILED
+
+
+def cmd_service_status(args: argparse.Namespace) -> int:
+    from energy_pipeline.ops.systemd import service_status
+
+    return service_status(args.user, args.json)
 
 
 def cmd_simulate_history(args: argparse.Namespace) -> int:
@@ -280,6 +328,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="--check: oldest acceptable status (default: 3 shortest intervals, at least 30)",
     )
     status.set_defaults(func=cmd_status)
+    service = verbs.add_parser("service", help="install the systemd units and see how they run")
+    service_verbs = service.add_subparsers(dest="service_verb", required=True, metavar="ACTION")
+    scope = argparse.ArgumentParser(add_help=False)
+    scope.add_argument(
+        "--user", action="store_true", help="user units (~/.config/systemd/user), not system ones"
+    )
+    placing = argparse.ArgumentParser(add_help=False)
+    placing.add_argument(
+        "--unit-dir",
+        type=Path,
+        metavar="DIR",
+        help="only write the units into DIR (no systemctl); default: the system or user folder",
+    )
+    placing.add_argument("--dry-run", action="store_true", help="print what would be done")
+    placing.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="secrets for ${VAR} values (default /etc/energy-pipeline/env, "
+        "or ~/.config/energy-pipeline/env with --user)",
+    )
+    placing.add_argument(
+        "--run-as", metavar="USER", help="system units: User= (default: the config file's owner)"
+    )
+    install = service_verbs.add_parser(
+        "install",
+        parents=[common, scope, placing],
+        help="write the collector and Dagster units; enable and start them",
+    )
+    install.set_defaults(func=cmd_service_install)
+    uninstall = service_verbs.add_parser(
+        "uninstall", parents=[common, scope, placing], help="stop, disable and remove the units"
+    )
+    uninstall.set_defaults(func=cmd_service_uninstall)
+    service_status = service_verbs.add_parser(
+        "status", parents=[common, scope], help="per unit: active, since, restarts, last exit"
+    )
+    service_status.set_defaults(func=cmd_service_status)
+
     history = verbs.add_parser(
         "simulate-history",
         parents=[common],
