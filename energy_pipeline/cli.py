@@ -165,7 +165,11 @@ def cmd_service_install(args: argparse.Namespace) -> int:
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK if installer.install() else EXIT_FAILED
+    try:
+        return EXIT_OK if installer.install() else EXIT_FAILED
+    except OSError as exc:
+        print(f"error: {exc} (system units need root; or --user)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def cmd_service_uninstall(args: argparse.Namespace) -> int:

@@ -158,6 +158,7 @@ def test_collect_reports_ready_pings_and_stopping(tmp_path):
             if proc.poll() is None:
                 proc.kill()
         assert systemd.with_key("STOPPING"), "no STOPPING=1 after SIGTERM"
+        assert "withheld" not in (tmp_path / "collector.log").read_text()
         stop_at = systemd.with_key("STOPPING")[0][0]
         assert not systemd.with_key("READY", stop_at)
 

@@ -199,8 +199,11 @@ def test_units_with_a_vpn_pass_verify(tmp_path):
 
 def test_dry_run_into_the_system_folder_says_what_it_would_do_and_writes_nothing(tmp_path):
     config = site(tmp_path, str(tmp_path / "data"))
-    done = run_cli("service", "install", "--config", str(config), "--dry-run")
+    done = run_cli(
+        "service", "install", "--config", str(config), "--dry-run", "--env-file", "/srv/site.env"
+    )
     assert done.returncode == 0, done.stderr
+    assert "    EnvironmentFile=-/srv/site.env" in done.stdout
     assert "would write /etc/systemd/system/energy-pipeline-collect.service" in done.stdout
     assert "would run: systemctl daemon-reload" in done.stdout
     assert f"would run: systemctl enable --now {' '.join(UNITS)}" in done.stdout

@@ -30,6 +30,7 @@ class Heartbeat:
     handed: int = 0
     taken: int = 0
     waiting_since: float | None = None
+    stopping: bool = False
     scheduled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def due(self, instant: float) -> None:
@@ -77,12 +78,15 @@ async def watch(
     interval: float | None,
     clock: Clock,
 ) -> None:
-    """READY once devices are scheduled, then WATCHDOG every `interval` while healthy."""
+    """READY once devices are scheduled, then WATCHDOG every `interval` while healthy, until
+    the service stops (it then drains and seals without ticking: no stall to report)."""
     await beat.scheduled.wait()
     notifier.send(message(READY, status=summary_line(state)))
     withheld: str | None = None
     while True:
         await asyncio.sleep(interval or STATUS_EVERY)
+        if beat.stopping:
+            return
         if interval is None:
             notifier.send(message(status=summary_line(state)))
             continue

@@ -123,6 +123,7 @@ class CollectorService:
 
     def stop(self) -> None:
         """Ask the service to finish the current tick, seal and return (signal-handler safe)."""
+        self.heartbeat.stopping = True
         self._stopping.set()
 
     async def run(self) -> None:
