@@ -22,13 +22,13 @@ import yaml
 from energy_pipeline_tests.collector_support import (
     acked,
     collector,
-    free_ports,
+    collector_site,
     janitza,
-    simulators,
     wait_for,
-    write_site,
 )
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
+from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.sims import simulators
 
 BIN = Path(sys.executable).parent
 OUR_IMAGE = "energy-pipeline:local"
@@ -184,7 +184,7 @@ def test_postgres_instance_settings_pass_dagsters_schema(tmp_path, monkeypatch):
 def test_the_image_healthcheck_answers_for_a_running_collector(tmp_path):
     _, _, health = dockerfile_run_argv()
     (port,) = free_ports(1)
-    config = write_site(tmp_path, [janitza("umg1", port)])
+    config = collector_site(tmp_path, [janitza("umg1", port)])
     check = [str(BIN / health[0]), *health[1:]]
     env = {"ENERGY_PIPELINE_CONFIG": str(config)}  # as the image sets it
 

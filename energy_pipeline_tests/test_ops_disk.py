@@ -18,14 +18,14 @@ from energy_pipeline.live.alerts import DISK_SOURCE, AlertEngine, DiskWatch
 from energy_pipeline_tests.collector_support import (
     acked,
     collector,
-    free_ports,
+    collector_site,
     janitza,
-    simulators,
     status,
     wait_for,
-    write_site,
 )
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.sims import simulators
 
 GB = 1_000_000_000
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -78,7 +78,7 @@ def gauge(text: str, name: str) -> float:
 def test_free_space_is_reported_and_a_full_tmpfs_raises_the_alert(tmp_path, small_disk):
     umg, http = free_ports(2)
     data = small_disk / "data"
-    config = write_site(tmp_path, [janitza("umg1", umg)], data_dir=data)
+    config = collector_site(tmp_path, [janitza("umg1", umg)], data_dir=data)
     text = config.read_text() + (
         f"outputs: {{http: {{port: {http}}}}}\n"
         "alerts: {disk: {min_free_percent: 50, min_free_gb: 0}}\n"
@@ -135,7 +135,7 @@ def test_free_space_is_reported_and_a_full_tmpfs_raises_the_alert(tmp_path, smal
 
 
 def test_status_shows_the_lake_retention(tmp_path):
-    config = write_site(tmp_path, [janitza("umg1", 1)])
+    config = collector_site(tmp_path, [janitza("umg1", 1)])
     config.write_text(
         config.read_text() + "pipeline: {raw_retention_days: 400, export_retention_days: 9}\n"
     )
@@ -160,7 +160,7 @@ def test_status_shows_the_lake_retention(tmp_path):
 
 @pytest.mark.parametrize("bad", ["{min_free_percent: 120}", "{min_free_gb: -1}", "{free: 1}"])
 def test_bad_disk_thresholds_are_config_errors(tmp_path, bad):
-    config = write_site(tmp_path, [janitza("umg1", 1)])
+    config = collector_site(tmp_path, [janitza("umg1", 1)])
     config.write_text(config.read_text() + f"alerts: {{disk: {bad}}}\n")
     done = run_cli("config", "validate", str(config))
     assert done.returncode == 2 and "alerts.disk" in done.stderr, done.stderr

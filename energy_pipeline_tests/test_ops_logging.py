@@ -14,13 +14,13 @@ from energy_pipeline.logs import component_logger, register_secret, setup_loggin
 from energy_pipeline_tests.collector_support import (
     acked,
     collector,
-    free_ports,
+    collector_site,
     janitza,
-    simulators,
     wait_for,
-    write_site,
 )
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.sims import simulators
 
 SECRET = "hunter2-very-secret"
 
@@ -86,12 +86,12 @@ def test_levels_per_component(tmp_path, root_logging):
 
 def test_collect_writes_state_changes_one_line_each_to_its_file(tmp_path):
     ports = free_ports(2)
-    config = write_site(tmp_path, [janitza("umg1", ports[0]), janitza("gone", ports[1])])
+    config = collector_site(tmp_path, [janitza("umg1", ports[0]), janitza("gone", ports[1])])
     config.write_text(
         config.read_text() + "logging: {file: logs/collect.log, format: json, max_bytes: 4096}\n"
     )
     data = tmp_path / "data"
-    served = write_site(tmp_path / "sim", [janitza("umg1", ports[0])])
+    served = collector_site(tmp_path / "sim", [janitza("umg1", ports[0])])
     with simulators(served):
         proc = collector(config, tmp_path / "stderr.log")
         wait_for(lambda: acked(data, proc.pid), 30, "first acknowledgement")
@@ -117,7 +117,7 @@ def test_collect_writes_state_changes_one_line_each_to_its_file(tmp_path):
     ],
 )
 def test_bad_logging_sections_are_config_errors(tmp_path, section, key):
-    config = write_site(tmp_path, [janitza("umg1", 1)])
+    config = collector_site(tmp_path, [janitza("umg1", 1)])
     config.write_text(config.read_text() + f"logging: {section}\n")
     done = run_cli("config", "validate", str(config))
     assert done.returncode == 2 and key in done.stderr, done.stderr

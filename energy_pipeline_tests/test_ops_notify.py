@@ -26,13 +26,13 @@ from energy_pipeline.collector.scheduler import SystemClock
 from energy_pipeline.collector.service import CollectorService
 from energy_pipeline.ops.notify import Notifier, message, socket_address, watchdog_interval
 from energy_pipeline_tests.collector_support import (
-    free_ports,
+    collector_site,
     janitza,
-    simulators,
     wait_for,
-    write_site,
 )
 from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.sims import simulators
 from energy_pipeline_tests.test_collector_service import Healthy, make_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -123,7 +123,7 @@ def test_a_notifier_without_a_manager_never_raises(tmp_path):
 
 def test_collect_reports_ready_pings_and_stopping(tmp_path):
     ports = free_ports(2)
-    config = write_site(tmp_path, [janitza("umg1", ports[0]), janitza("umg2", ports[1])])
+    config = collector_site(tmp_path, [janitza("umg1", ports[0]), janitza("umg2", ports[1])])
     name = f"@energy-pipeline-test-{os.getpid()}-{time.monotonic_ns()}"
     env = cli_env({"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "1000000"})
     with simulators(config), manager(name) as systemd:
