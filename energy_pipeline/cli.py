@@ -132,29 +132,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _installer(args: argparse.Namespace) -> Any:
-    from energy_pipeline.ops.systemd import Installer, unit_dir
-    from energy_pipeline.ops.units import config_needs_tun, plan_units
+    from energy_pipeline.ops.systemd import installer_for
 
-    config = _config(args)
-    plan = plan_units(
-        config,
-        bin_dir=Path(sys.executable).parent,
+    return installer_for(
+        _config(args),
         user_mode=args.user,
-        needs_tun=config_needs_tun(config),
-        env_file=Path(args.env_file) if args.env_file else None,
-        run_as=args.run_as or _owner(config.path),
+        chosen_dir=args.unit_dir,
+        dry_run=args.dry_run,
+        env_file=args.env_file,
+        run_as=args.run_as,
     )
-    return Installer(plan, unit_dir(args.user, args.unit_dir), args.unit_dir is None, args.dry_run)
-
-
-def _owner(path: Path) -> str | None:
-    """The config file's owner runs the system units (root only if root owns the config)."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(path.stat().st_uid).pw_name
-    except (KeyError, OSError):
-        return None
 
 
 def cmd_service_install(args: argparse.Namespace) -> int:
@@ -348,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     placing.add_argument("--dry-run", action="store_true", help="print what would be done")
     placing.add_argument(
         "--env-file",
+        type=Path,
         metavar="FILE",
         help="secrets for ${VAR} values (default /etc/energy-pipeline/env, "
         "or ~/.config/energy-pipeline/env with --user)",

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import energy_pipeline
+from energy_pipeline.config import Config
 from energy_pipeline.lake.files import atomic_write_bytes
 from energy_pipeline.ops.units import (
     SYSTEM_UNIT_DIR,
     UNITS,
     USER_UNIT_DIR,
     UnitPlan,
+    config_needs_tun,
+    plan_units,
     render_units,
 )
 
@@ -133,6 +138,36 @@ class Installer:
         """A folder made by root for a system unit's User= belongs to that user."""
         if self.plan.run_as and os.geteuid() == 0:
             shutil.chown(folder, user=self.plan.run_as)
+
+
+def owner(path: Path) -> str | None:
+    """The config file's owner runs the system units (root only if root owns the config)."""
+    try:
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (KeyError, OSError):
+        return None
+
+
+def installer_for(
+    config: Config,
+    *,
+    user_mode: bool,
+    chosen_dir: Path | None,
+    dry_run: bool,
+    env_file: Path | None,
+    run_as: str | None,
+) -> Installer:
+    """Units for the venv running this command; systemctl only when no folder was chosen.
+    Raises PlanError for a combination the units cannot honour."""
+    plan = plan_units(
+        config,
+        bin_dir=Path(sys.executable).parent,
+        user_mode=user_mode,
+        needs_tun=config_needs_tun(config),
+        env_file=env_file,
+        run_as=run_as or owner(config.path),
+    )
+    return Installer(plan, unit_dir(user_mode, chosen_dir), chosen_dir is None, dry_run)
 
 
 def parse_show(text: str) -> dict[str, str]:
