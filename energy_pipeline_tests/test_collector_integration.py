@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from energy_pipeline_tests.collector_support import (
     acked,
     collector,
     collector_site,
+    fill,
     janitza,
     read_lake,
     status,
@@ -124,40 +124,6 @@ def test_a_device_that_never_answers_does_not_delay_the_others(tmp_path):
     assert doc["devices"]["mute"]["state"] == "down"
     assert doc["devices"]["mute"]["last_error_kind"] == "timeout"
     assert doc["devices"]["umg1"]["missed_ticks"] == 0
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MB tmpfs: filling it really makes write(2) fail with ENOSPC."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        if os.environ.get("REQUIRE_EXTERNAL") == "1":
-            pytest.fail(f"cannot mount a tmpfs: {done.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with open(filler, "wb") as fh:
-        chunk = b"\0" * 65536
-        try:
-            while True:
-                fh.write(chunk)
-                fh.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def test_a_full_data_directory_loses_nothing_once_space_returns(tmp_path, small_disk):

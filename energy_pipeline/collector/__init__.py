@@ -1,2 +1,3 @@
 """The long-running collector: wall-clock-aligned polling, a write-ahead log, minute sealing into
-the raw lake, and the status file. The only writer of `raw_readings` and `polls`."""
+the raw lake, the status file, and the progress marks its systemd watchdog reads (`heartbeat`).
+The only writer of `raw_readings` and `polls`."""

@@ -19,9 +19,11 @@ from energy_pipeline.config.devices import (
     ModbusTcp,
 )
 from energy_pipeline.config.loading import Config, config_path, json_schema, load_config
+from energy_pipeline.config.logsettings import LoggingSettings
 from energy_pipeline.config.outputs import (
     AlertRule,
     Alerts,
+    DiskAlert,
     FileOutput,
     HttpOutput,
     MqttOutput,
@@ -44,10 +46,12 @@ __all__ = [
     "CollectorSettings",
     "Config",
     "Device",
+    "DiskAlert",
     "EchonetConnection",
     "EchonetDevice",
     "FileOutput",
     "HttpOutput",
+    "LoggingSettings",
     "LuxtronikConnection",
     "LuxtronikDevice",
     "ModbusDevice",

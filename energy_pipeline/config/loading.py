@@ -22,6 +22,7 @@ from energy_pipeline.config.devices import (
     ModbusDevice,
     ModbusRtu,
 )
+from energy_pipeline.config.logsettings import LoggingSettings
 from energy_pipeline.config.outputs import Alerts, Outputs
 from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
 from energy_pipeline.logs import register_secret
@@ -39,6 +40,7 @@ class Config(Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     pipeline: Pipeline = Field(default_factory=Pipeline)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
 

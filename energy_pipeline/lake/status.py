@@ -62,6 +62,8 @@ def status_document(
     pending_rows: int = 0,
     dropped_rows: int = 0,
     storage_error: str | None = None,
+    disk_free_bytes: int | None = None,
+    disk_total_bytes: int | None = None,
 ) -> dict[str, Any]:
     """A collector's status document; `devices` maps id to `device_status(...)`."""
     return {
@@ -75,6 +77,8 @@ def status_document(
         "pending_rows": pending_rows,
         "dropped_rows": dropped_rows,
         "storage_error": storage_error,
+        "disk_free_bytes": disk_free_bytes,
+        "disk_total_bytes": disk_total_bytes,
         "devices": devices,
     }
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
-from energy_pipeline.live.alerts import AlertEngine, AlertSink, site_rules
+from energy_pipeline.live.alerts import AlertEngine, AlertSink, DiskWatch, site_rules
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.hems import HemsRecords
@@ -80,7 +80,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     meta = catalog.devices
     history = (out.http.history_minutes if out.http else 60) * 60.0
     store = LatestStore(meta, _chart(config, meta), history, clock)
-    alerts = AlertSink(AlertEngine(site_rules(config, meta), clock()), clock)
+    engine = AlertEngine(site_rules(config, meta), clock(), DiskWatch(config.alerts.disk))
+    alerts = AlertSink(engine, clock, disk=lambda: (state.disk_free_bytes, state.disk_total_bytes))
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
     live.metrics.dropped = live.dropped
     sinks: list[OutcomeSink] = [store, live.metrics]

@@ -1,6 +1,7 @@
 """What the live outputs read from the running collector: device states, missed ticks, WAL
-backlog and start time. The collector's own state object satisfies this protocol;
-`StandaloneState` stands in where outputs run without one (tests, benchmarks)."""
+backlog, free space of the data directory and start time. The collector's own state object
+satisfies this protocol; `StandaloneState` stands in where outputs run without one (tests,
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class CollectorView(Protocol):
     @property
     def wal_backlog_rows(self) -> int: ...
 
+    @property
+    def disk_free_bytes(self) -> int | None: ...
+
+    @property
+    def disk_total_bytes(self) -> int | None: ...
+
 
 @dataclass
 class StandaloneDevice:
@@ -44,3 +51,5 @@ class StandaloneState:
     devices: dict[str, StandaloneDevice] = field(default_factory=dict)
     wal_backlog_bytes: int = 0
     wal_backlog_rows: int = 0
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None
