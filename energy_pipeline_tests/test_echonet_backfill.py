@@ -30,9 +30,9 @@ from energy_pipeline_tests.echonet_support import (
     Simulator,
     driver_for,
     meter_device,
+    meter_site,
     run_simulator,
     state_path,
-    write_config,
 )
 
 T1 = datetime(2026, 3, 9, 14, 40, tzinfo=UTC)  # 23:40 in Tokyo
@@ -96,7 +96,7 @@ def test_a_gap_across_midnight_is_backfilled_with_the_models_values(
 ) -> None:
     offset = 0.0
     if wrap:  # the 7-digit counter passes 10^7 at 00:25, between the missed slots
-        plain = model_of(write_config(sim.folder, "sim.yaml"))
+        plain = model_of(meter_site(sim.folder, "sim.yaml"))
         modulus_kwh = plain.scale.modulus * plain.scale.kwh_per_count
         offset = modulus_kwh - plain.energy_kwh(T1 + timedelta(minutes=45))
     options = ("--offset-kwh", repr(offset))
