@@ -33,7 +33,7 @@ from energy_pipeline_tests.conftest import run_cli
 from energy_pipeline_tests.kit.ports import free_ports, taken_port
 from energy_pipeline_tests.kit.sims import simulators
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # collector processes, kill -9, restarts
 
 
 def polls_frame(data_dir: Path) -> pd.DataFrame:

@@ -90,6 +90,7 @@ def model_of(config: Config, offset_kwh: float = 0.0) -> MeterModel:
     return meter_model(meter_device(config), config, DongleOptions(offset_kwh=offset_kwh))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", [False, True], ids=["plain", "counter-wraps-in-the-gap"])
 def test_a_gap_across_midnight_is_backfilled_with_the_models_values(
     sim: Simulator, wrap: bool
@@ -130,6 +131,7 @@ def test_a_gap_across_midnight_is_backfilled_with_the_models_values(
     assert after.valid_values() == model.values_at(T2)
 
 
+@pytest.mark.slow
 def test_a_long_outage_is_caught_up_a_few_days_per_poll(sim: Simulator) -> None:
     config = sim.start(at=T1)
     model = model_of(config)
@@ -159,6 +161,7 @@ def test_a_long_outage_is_caught_up_a_few_days_per_poll(sim: Simulator) -> None:
     assert {**first, **second} == model_rows(model, slots_between(T1, t3))
 
 
+@pytest.mark.slow
 def test_a_restart_backfills_from_the_state_file(sim: Simulator) -> None:
     config = sim.start(at=T1)
     model = model_of(config)

@@ -177,6 +177,7 @@ def test_session_expiry_reauthenticates_without_losing_a_poll(
     assert "EVENT 29" in caplog.text and "re-authenticating" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "every"),
     # A truncated binary datagram swallows the bytes after it (its length says so), so the

@@ -151,6 +151,7 @@ def test_nothing_listening_is_a_connection_error() -> None:
         read(driver(port))
 
 
+@pytest.mark.slow
 def test_the_driver_reconnects_after_the_server_restarts() -> None:
     first = SimProcess()
     drv = driver(first.port, timeout=1.0)
@@ -229,6 +230,7 @@ def test_any_wire_bytes_give_a_sample_or_a_device_error(prefix: bytes, tail: byt
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_simulate_and_poll_once_show_the_heat_pump(tmp_path: Path) -> None:
     """The user's path: `simulate` in one process, `poll-once --json` in another."""
     port = free_port()

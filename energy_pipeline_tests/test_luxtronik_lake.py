@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from energy_pipeline.lake.layout import RAW_READINGS, table_glob
 from energy_pipeline.lake.status import read_statuses
 from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.kit.sims import python, simulators, stop
 from energy_pipeline_tests.kit.sites import write_site
+
+pytestmark = pytest.mark.slow  # simulator and collector processes
 
 
 def _acknowledged(data_dir: Path) -> int:

@@ -27,6 +27,8 @@ from energy_pipeline.transforms.timegrid import day_window
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.lakedata import site, write_raw, write_status
 
+pytestmark = pytest.mark.slow  # real Dagster runs, one through the dagster CLI
+
 BERLIN = ZoneInfo("Europe/Berlin")
 E = "energy_active_import_total"
 P = "power_active_total"

@@ -17,6 +17,8 @@ from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.kit.ports import free_port, taken_port
 from energy_pipeline_tests.kit.sites import write_site
 
+pytestmark = pytest.mark.slow  # every test runs the simulators or the demo in child processes
+
 
 def devices(port: int) -> str:
     return (

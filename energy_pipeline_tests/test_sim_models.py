@@ -80,6 +80,7 @@ def test_models_are_deterministic_across_instances(site: Site, tmp_path: Path) -
     assert a["umg509"].values_at(ts) != a["umg509"].values_at(ts + timedelta(seconds=1))
 
 
+@pytest.mark.slow
 def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
     m = site["ups1"]
     day = [m.values_at(ts) for ts in instants(T0, 86_400, 30)]
