@@ -111,6 +111,7 @@ def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
     assert np.all(np.abs(percent - load / 10) <= 0.55)
 
 
+@pytest.mark.slow
 def test_heat_pump_cycles_and_follows_the_outdoor_curve(site: Site, tmp_path: Path) -> None:
     m = site["hp"]
     weather = SiteWeather.of(load_site(tmp_path / "w", "  []\n"))
