@@ -67,7 +67,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from energy_pipeline.export import export_range
+    from energy_pipeline.console.export import export_range
 
     config = _config(args)
     last = args.to or args.from_

@@ -12,6 +12,7 @@ from typing import NoReturn
 import pytest
 
 from energy_pipeline_tests.kit.clock import FakeClock
+from energy_pipeline_tests.kit.dagster import dagster_instance  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 

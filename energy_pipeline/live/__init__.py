@@ -1,7 +1,13 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
 /metrics, MQTT, webhook, file, stdout and Pub/Sub outputs, and alerts. `build_sinks(config,
 state)` gives the collector its list of sinks; each takes outcomes through a non-blocking
-`offer`."""
+`offer`.
+
+The live floor runs inside the collector's process but sits below it: the CLI hands these
+sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
+state reaches them through the `state.CollectorView` protocol. It may import catalog (what a
+metric means), config, readings and sinks; never collector, defs, simulators or dagster.
+"""
 
 from __future__ import annotations
 
