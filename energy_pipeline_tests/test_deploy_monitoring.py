@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from energy_pipeline_tests.conftest import REPO, require_program
@@ -196,6 +197,7 @@ def unanswered(prom: Prometheus) -> list[str]:
     return missing
 
 
+@pytest.mark.slow
 def test_prometheus_scraping_collect_answers_every_panel(tmp_path: Path) -> None:
     binary = require_program("prometheus")
     http, prom_port = free_port(), free_port()

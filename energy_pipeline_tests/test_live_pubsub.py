@@ -35,6 +35,8 @@ from energy_pipeline_tests.live_support import (
 )
 from energy_pipeline_tests.test_live_webhook_file import started, until
 
+pytestmark = pytest.mark.slow  # the Java emulator, a collector and simulators as processes
+
 PROJECT = "test-project"
 
 

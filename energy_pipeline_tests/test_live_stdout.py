@@ -13,6 +13,8 @@ import pytest
 from energy_pipeline.live.hems import HEMS_KEYS
 from energy_pipeline_tests.live_support import collecting, meter_ups_site
 
+pytestmark = pytest.mark.slow  # a collector and simulators as processes
+
 
 @pytest.mark.parametrize("fmt", ["jsonl", "hems"])
 def test_collect_streams_records_on_stdout(tmp_path: Path, fmt: str) -> None:
