@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from energy_pipeline.config import Config, load_config
+from energy_pipeline.live import LiveOutputs, build_outputs
+from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline_tests.kit.ports import free_port, wait_port
+from energy_pipeline_tests.kit.sims import python, simulators
 from energy_pipeline_tests.kit.sites import write_site
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -22,7 +27,8 @@ UPS_PROFILE = """\
 manufacturer: MUST
 model: EP20 test
 points:
-  - {name: input_voltage, address: 0, unit: V, scale: 0.1, publish: true}
+  - {name: input_voltage, address: 0, unit: V, scale: 0.1, publish: true,
+     description: Grid (input) voltage}
   - {name: battery_level, address: 1, unit: "%", publish: true}
   - {name: load_power, address: 2, unit: W, publish: true}
   - {name: temperature, address: 3, unit: "°C"}
@@ -83,6 +89,12 @@ def ups_site_file(tmp_path: Path, extra: str = "") -> Path:
 
 def ups_site(tmp_path: Path, extra: str = "") -> Config:
     return load_config(ups_site_file(tmp_path, extra))
+
+
+def outputs_for(config: Config) -> tuple[LiveOutputs, Clock]:
+    """The live outputs of a config, on a settable clock, before any sink starts."""
+    clock = Clock()
+    return build_outputs(config, StandaloneState(started_at=clock()), clock), clock
 
 
 def ok(device: str, ts: datetime, **values: float) -> PollOutcome:
@@ -224,3 +236,85 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+METER_NAMES = (
+    "instant_power_w",
+    "current_r_a",
+    "current_t_a",
+    "current_a",
+    "cumulative_power_kwh",
+    "historical_timestamp",
+    "historical_cumulative_power_kwh",
+    "recent_30min_timestamp",
+    "recent_30min_consumption_kwh",
+)
+
+METER_DEVICE = """\
+  - id: meter1
+    driver: echonet_broute
+    connection: {serial_port: data/sim/meter1.tty}
+    credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}
+"""
+
+
+def write_meter_site(tmp_path: Path, outputs: str = "") -> Config:
+    """The UPS site plus an ECHONET smart meter (meter1)."""
+    path = ups_site_file(tmp_path, outputs)
+    path.write_text(path.read_text().replace("devices:\n", "devices:\n" + METER_DEVICE, 1))
+    return load_config(path)
+
+
+def meter_ok(ts: datetime, **values: float) -> PollOutcome:
+    """A single-phase meter's poll (no T phase), the half hour before `ts` in history."""
+    slot = ts.replace(minute=0 if ts.minute < 30 else 30, second=0, microsecond=0)
+    base = {
+        "instant_power_w": 1688.0,
+        "current_r_a": 16.0,
+        "current_t_a": float("nan"),
+        "current_a": 16.0,
+        "cumulative_power_kwh": 32357 * 0.1,  # 3235.7000000000003, as scaling gives
+        "historical_timestamp": slot.timestamp(),
+        "historical_cumulative_power_kwh": 3235.5,
+        "recent_30min_timestamp": slot.timestamp(),
+        "recent_30min_consumption_kwh": 3 * 0.1,
+    }
+    base.update(values)
+    sample = Sample(METER_NAMES, np.array([base[n] for n in METER_NAMES], dtype=np.float64))
+    return PollOutcome("meter1", ts, ts, ts + timedelta(milliseconds=80), 1, sample)
+
+
+def meter_ups_site(outputs: str, devices: str = "") -> str:
+    """A site for a real `collect` beside `simulate`: the meter's dongle and a MUST EP20 on
+    ptys, polled every second, plus `devices` (YAML list items) and `outputs` (indented)."""
+    return (
+        "site: {name: e2e, timezone: Asia/Tokyo}\nstorage: {data_dir: data}\ndevices:\n"
+        + METER_DEVICE
+        + "    interval: 1\n"
+        "  - id: ups1\n"
+        "    driver: modbus\n"
+        "    profile: must_ep20\n"
+        "    connection: {transport: rtu, serial_port: data/sim/ups1.tty}\n"
+        "    interval: 1\n" + devices + "outputs:\n" + outputs
+    )
+
+
+@contextmanager
+def collecting(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`simulate` for the config's devices and a real `collect` (stdout and stderr piped);
+    both are stopped on the way out."""
+    with simulators(config):
+        collector = python(
+            "collect",
+            "--config",
+            str(config),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            yield collector
+        finally:
+            if collector.poll() is None:
+                collector.terminate()
+                collector.wait(15)

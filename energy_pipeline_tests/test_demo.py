@@ -22,7 +22,11 @@ def sample(values: dict[str, float]) -> Sample:
 def test_key_metrics_come_first_with_units_and_labels() -> None:
     s = sample({"machine_type": 2, "status": 3, "battery_level": 81, "load_power": 240.5})
     shown = key_values(s, EP20, limit=3)
-    assert shown == [("status", "3 (backup)"), ("battery_level", "81 %"), ("load_power", "240.5 W")]
+    assert shown == [
+        ("status", "3 (battery)"),
+        ("battery_level", "81 %"),
+        ("load_power", "240.5 W"),
+    ]
 
 
 def test_without_a_profile_values_are_plain_and_invalid_ones_are_left_out() -> None:
@@ -37,5 +41,5 @@ def test_render_shows_every_device_and_failures_with_their_error() -> None:
     ]
     text = render(Config(), rows, datetime(2026, 1, 14, 12, 0, tzinfo=UTC))
     assert "2026-01-14 12:00:00 UTC" in text
-    assert "ups1 (modbus)  ok  4.2 ms" in text and "4 (line)" in text
+    assert "ups1 (modbus)  ok  4.2 ms" in text and "4 (online)" in text
     assert "lux1 (luxtronik)  FAILED  2000.0 ms\n    lux1: timed out (read 3004)" in text

@@ -5,6 +5,7 @@ and MQTT state and discovery on a real broker — then stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def test_collect_serves_live_outputs(tmp_path: Path) -> None:
 
         _, body = get(base + "/api/telemetry/ups1")
         ups = json.loads(body)
-        assert 150 < ups["input_voltage"] < 260 and isinstance(ups["status"], str)
+        assert 150 < ups["input_voltage"] < 260 and ups["status"] in ("online", "battery")
         _, body = get(base + "/api/telemetry")
         assert len(json.loads(body)["devices"]["umg509"]["values"]) >= 30
 
@@ -100,12 +101,24 @@ def test_collect_serves_live_outputs(tmp_path: Path) -> None:
         assert 'energy_device_up{device="ups1"} 1.0' in text
         assert 'energy_reading{device="umg509",metric="voltage_l1_n",unit="V"}' in text
         assert "energy_wal_backlog_bytes" in text and "energy_collector_start_time_seconds" in text
+        assert "# TYPE ups_input_voltage gauge" in text
+        assert 'ups_battery_level{device="ups1"}' in text
+        assert re.search(r'^ups_status\{device="ups1"\} [01]\.0$', text, re.M), "1 or 0"
 
         state = json.loads(sub.wait_for("site/ups1/state", 15))
-        assert "battery_level" in state
+        assert "battery_level" in state and state["status"] in ("online", "battery")
         disc = json.loads(sub.wait_for("homeassistant/device/site_umg509/config", 15))
-        energy = [c for c in disc["cmps"].values() if c.get("device_class") == "energy"]
+        cmps = disc["cmps"]
+        energy = [c for c in cmps.values() if c.get("device_class") == "energy"]
         assert energy and all(c["state_class"] == "total_increasing" for c in energy)
+        assert all(c["unit_of_measurement"] in ("Wh", "kWh") for c in energy), "Energy dashboard"
+        pf = cmps["umg509_cos_phi_l1"]
+        assert (pf["device_class"], pf["state_class"]) == ("power_factor", "measurement")
+        assert cmps["umg509_voltage_l1_n"]["name"] == "Voltage L1-N"
+        assert cmps["umg509_voltage_l1_n"]["suggested_display_precision"] == 1
+        ups_disc = json.loads(sub.wait_for("homeassistant/device/site_ups1/config", 15))
+        status = ups_disc["cmps"]["ups1_status"]
+        assert status["device_class"] == "enum" and {"online", "battery"} <= set(status["options"])
 
         collector.send_signal(signal.SIGTERM)
         assert collector.wait(20) == 0

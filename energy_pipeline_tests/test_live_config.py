@@ -24,7 +24,9 @@ outputs:
     tls: {ca_file: ca.pem}
     publish: {ups2: [battery_level]}
   webhook: {url: "https://hooks.example/ep", secret: "${HOOK_SECRET}"}
-  file: {path: out, format: csv}
+  file: {path: out, format: csv, record: hems}
+  stdout: {format: hems}
+  pubsub: {project: my-project, topic: hems-data, format: hems, batch_max_messages: 50}
 alerts:
   rules:
     - {device: ups1, metric: temperature, op: ">", threshold: 40, clear: 38, for_seconds: 60}
@@ -49,6 +51,8 @@ def test_good_sections_load_and_register_secrets(
     assert out.http is not None and out.http.host == "127.0.0.1"
     assert out.mqtt is not None and out.mqtt.port == 1883 and out.mqtt.qos == 1
     assert out.file is not None and config.resolve(out.file.path) == tmp_path / "out"
+    assert out.file.record == "hems" and out.stdout is not None and out.stdout.format == "hems"
+    assert out.pubsub is not None and out.pubsub.batch_max_seconds == 1.0
     assert [r.kind for r in config.alerts.rules] == ["threshold", "stale", "device_down"]
     line = "connecting as ep with mqtt-pass-987, token tok-123456, hmac hook-555"
     assert redact(line) == "connecting as ep with ***, token ***, hmac ***"
@@ -65,6 +69,11 @@ def test_outputs_default_to_off(tmp_path: Path) -> None:
     [
         ("host: broker.local", "hots: broker.local", "outputs.mqtt.hots", "unknown key"),
         ("format: csv", "format: xml", "outputs.file.format", "'jsonl' or 'csv'"),
+        ("record: hems}", "record: flat}", "outputs.file.record", "'reading' or 'hems'"),
+        ("stdout: {format: hems}", "stdout: {format: csv}", "outputs.stdout.format", "'hems'"),
+        ("project: my-project", "project: My_Project", "outputs.pubsub.project", "pattern"),
+        ("format: hems, batch", "format: avro, batch", "outputs.pubsub.format", "'json' or"),
+        ("batch_max_messages: 50", "batch_max_messages: 5000", "outputs.pubsub", "1000"),
         ('url: "https://', 'url: "ftp://', "outputs.webhook.url", "https?://"),
         ("cards: {ups1:", "cards: {nosuch:", "outputs.http.cards.nosuch", "no device 'nosuch'"),
         ("publish: {ups2:", "publish: {ups9:", "outputs.mqtt.publish.ups9", "no device"),

@@ -83,7 +83,7 @@ def test_state_availability_discovery_and_alerts(
             await sink.start()
         assert live.mqtt is not None
         await until(lambda: live.mqtt._connected)
-        offer(live, [ok("ups1", clock(), load_power=500.0)])
+        offer(live, [ok("ups1", clock(), load_power=500.0, input_voltage=2301 * 0.1)])
         await asyncio.to_thread(subscriber.wait_for, "ep/ups1/state")
         offer(live, [ok("ups1", clock.advance(1), battery_level=5)])
         await asyncio.to_thread(subscriber.wait_for, "ep/alerts")
@@ -93,6 +93,8 @@ def test_state_availability_discovery_and_alerts(
     asyncio.run(main())
     state = json.loads(subscriber.wait_for("ep/ups1/state"))
     assert state["load_power"] == 500.0 and state["timestamp"] == "2026-03-01T12:00:00.000Z"
+    assert 2301 * 0.1 != 230.1 and state["input_voltage"] == 230.1, "rounded to its precision"
+    assert state["status"] == "online", "a state by its label"
     assert subscriber.wait_for("ep/ups1/availability") == b"online"
     assert subscriber.on("ep/status")[:1] == [b"online"]
     assert subscriber.wait_for("ep/status", where=lambda p: p == b"offline") == b"offline"
@@ -122,8 +124,15 @@ def test_state_availability_discovery_and_alerts(
     power = cmps["ups1_load_power"]
     assert (power["device_class"], power["state_class"]) == ("power", "measurement")
     assert cmps["ups1_battery_level"]["device_class"] == "battery"
-    assert "battery" in cmps["ups1_status"]["value_template"]
-    assert "device_class" not in cmps["ups1_status"]
+    status = cmps["ups1_status"]
+    assert (status["device_class"], status["options"]) == ("enum", ["online", "battery"])
+    assert status["value_template"] == "{{ value_json.status }}" and "state_class" not in status
+    assert "unit_of_measurement" not in status, "Home Assistant rejects an enum with a unit"
+    voltage = cmps["ups1_input_voltage"]
+    assert voltage["name"] == "Grid (input) voltage", "the catalog's description"
+    assert voltage["suggested_display_precision"] == 1, "x0.1 V register"
+    assert cmps["ups1_load_power"]["name"] == "load power", "no description: the id in words"
+    assert energy["suggested_display_precision"] == 0, "a uint32 register of whole kWh"
 
 
 def test_reconnects_after_broker_restart_and_republishes_on_ha_online(

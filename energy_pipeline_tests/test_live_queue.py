@@ -56,7 +56,10 @@ def test_get_batch_waits_for_an_item() -> None:
         ("load_percent", MetricMeaning("%"), (None, "measurement", "%")),
         ("temperature", MetricMeaning("°C"), ("temperature", "measurement", "°C")),
         ("pulses", MetricMeaning("", "counter"), (None, "total_increasing", None)),
-        ("status", MetricMeaning("", "state", {0: "ok"}), (None, None, None)),
+        ("status", MetricMeaning("", "state", {0: "ok"}), ("enum", None, None)),
+        ("fault_code", MetricMeaning("", "state"), (None, None, None)),
+        ("cos_phi_l1", MetricMeaning(""), ("power_factor", "measurement", None)),
+        ("power_factor", MetricMeaning("%"), ("power_factor", "measurement", "%")),
     ],
 )
 def test_home_assistant_classes(name: str, meta: MetricMeaning, expected: tuple) -> None:

@@ -176,10 +176,10 @@ def test_exports_write_prognoza_and_logger_files(tmp_path: Path) -> None:
         "marker_15min",
         "marker_30min",
         "marker_60min",
+        P,
         E,
         "outdoor_temperature",
-        P,
-    ]
+    ], "metric columns in the profile's register order, as PROGNOZA wrote them"
     assert rows[1][:7] == [
         "2025-01-15T00:02:00.000",
         "0",
@@ -191,8 +191,8 @@ def test_exports_write_prognoza_and_logger_files(tmp_path: Path) -> None:
     ]
     assert rows[4][:3] == ["2025-01-15T00:05:00.000", "3", "True"]
     start, _ = day_window(day, BERLIN)
-    assert float(rows[1][7]) == _wh(start + timedelta(minutes=2))  # counter: its reading
-    assert float(rows[1][9]) == 1000.0  # gauge: the minute's mean
+    assert float(rows[1][8]) == _wh(start + timedelta(minutes=2))  # counter: its reading
+    assert float(rows[1][7]) == 1000.0  # gauge: the minute's mean
     assert len(rows) == 1 + 1438
     old = exports_dir(config.data_dir) / "m1" / "2024-11-01_daily.csv"
     old.write_text("x")

@@ -3,6 +3,7 @@ profiles load, `#model` included), Luxtronik and ECHONET devices from their name
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from types import MappingProxyType
 
@@ -18,6 +19,16 @@ from energy_pipeline.profiles.model import Point
 
 # Unsigned integer registers wrap at 2**bits; float counters do not wrap, they only reset.
 _WRAP_BITS = {"uint16": 16, "uint32": 32, "uint64": 64}
+_INTEGER_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64")
+# The smart meter's resolution: currents in 0.1 A (E8); energy down to 0.001 kWh (E1 code 3).
+_ECHONET_PRECISION = {"A": 1, "kWh": 3}
+
+
+def point_precision(point: Point) -> int | None:
+    """An integer register's scale fixes its resolution (x0.1 -> 1 decimal); floats have none."""
+    if point.data_type not in _INTEGER_TYPES or point.scale == 0:
+        return None
+    return max(0, math.ceil(-math.log10(abs(point.scale)) - 1e-9))
 
 
 def point_meaning(point: Point) -> MetricMeaning:
@@ -32,10 +43,12 @@ def point_meaning(point: Point) -> MetricMeaning:
         labels=dict(point.labels),
         description=point.description or "",
         publish=point.publish,
-        display_name=display_name(point.name),
+        display_name=point.description or display_name(point.name),
         lo=point.min,
         hi=point.max,
         wrap=wrap,
+        precision=point_precision(point),
+        prometheus=point.prometheus_alias(),
     )
 
 
@@ -48,7 +61,8 @@ def echonet_metrics() -> MappingProxyType[str, MetricMeaning]:
                 kind=m.kind,
                 description=f"{m.description} (EPC {m.epc:02X})",
                 publish=m.publish,
-                display_name=display_name(m.name),
+                display_name=m.description[:1].upper() + m.description[1:],
+                precision=_ECHONET_PRECISION.get(m.unit),
             )
             for m in echonet_names.TABLE
         }
@@ -65,7 +79,7 @@ def luxtronik_metrics() -> MappingProxyType[str, MetricMeaning]:
                 kind=luxtronik_names.kind(item.name),
                 description=f"{vector.value} {index} ({item.datatype})",
                 publish=item.name in luxtronik_names.PUBLISH,
-                display_name=display_name(item.name),
+                display_name=luxtronik_names.PUBLISH.get(item.name) or display_name(item.name),
             )
     return MappingProxyType(metrics)
 

@@ -52,6 +52,30 @@ BOUNDS_SCHEMA = pa.schema(
 
 _NO_MEANINGS: Mapping[str, MetricMeaning] = MappingProxyType({})
 
+# Decimals worth showing per unit, where the register's scale does not say (floats, fixed sets).
+_UNIT_PRECISION = {
+    "V": 1,
+    "A": 2,
+    "W": 0,
+    "kW": 3,
+    "VA": 0,
+    "var": 0,
+    "Hz": 2,
+    "°C": 1,
+    "K": 1,
+    "%": 0,
+    "Wh": 0,
+    "kWh": 2,
+    "VAh": 0,
+    "varh": 0,
+    "bar": 2,
+    "l/h": 0,
+    "rpm": 0,
+    "s": 0,
+    "h": 0,
+    "": 2,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class MetricMeaning:
@@ -65,10 +89,23 @@ class MetricMeaning:
     hi: float | None = None
     wrap: float | None = None
     """Unsigned counters wrap at 2**bits x scale; float and family counters only reset."""
+    precision: int | None = None
+    """Decimals the value is good to, where known (an integer register's scale)."""
+    prometheus: tuple[str, Mapping[int, float] | None] | None = None
+    """Another /metrics gauge name (a profile's `aliases.prometheus`), with state code ->
+    value for a mapped state."""
 
     @property
     def counter(self) -> bool:
         return self.kind == "counter"
+
+    def decimals(self) -> int:
+        """Decimals a value is shown and published with."""
+        if self.kind == "state":
+            return 0
+        if self.precision is not None:
+            return self.precision
+        return _UNIT_PRECISION.get(self.unit, 2)
 
 
 def guess(name: str, families: Mapping[str, MetricMeaning]) -> MetricMeaning:
@@ -101,6 +138,13 @@ class DeviceMeaning:
     def published(self) -> list[str]:
         return [name for name, m in self.metrics.items() if m.publish]
 
+    def column_order(self, metrics: Iterable[str]) -> list[str]:
+        """`metrics` in this device's order (a profile's register order, what PROGNOZA's CSVs
+        had), any it does not list after them by name."""
+        present = set(metrics)
+        known = [m for m in self.metrics if m in present]
+        return known + sorted(present.difference(known))
+
 
 @dataclass
 class Catalog:
@@ -117,6 +161,10 @@ class Catalog:
 
     def is_counter(self, device_id: str, name: str) -> bool:
         return self.metric(device_id, name).counter
+
+    def column_order(self, device_id: str, metrics: Iterable[str]) -> list[str]:
+        device = self.devices.get(device_id)
+        return device.column_order(metrics) if device is not None else sorted(set(metrics))
 
     @property
     def intervals(self) -> dict[str, float]:

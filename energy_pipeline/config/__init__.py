@@ -33,6 +33,8 @@ from energy_pipeline.config.outputs import (
     MqttOutput,
     MqttTls,
     Outputs,
+    PubsubOutput,
+    StdoutOutput,
     WebhookOutput,
 )
 from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
@@ -63,7 +65,9 @@ __all__ = [
     "MqttTls",
     "Outputs",
     "Pipeline",
+    "PubsubOutput",
     "Site",
+    "StdoutOutput",
     "Storage",
     "Strict",
     "WebhookOutput",

@@ -1,4 +1,5 @@
-"""Live outputs (HTTP, MQTT, webhook, file) and alert rules, served from the collector."""
+"""Live outputs (HTTP, MQTT, webhook, file, stdout, Pub/Sub) and alert rules, served from the
+collector."""
 
 from __future__ import annotations
 
@@ -60,8 +61,16 @@ class MqttOutput(Strict):
     reconnect_max: float = Field(60.0, gt=0, le=3600)
 
 
+RecordForm = Literal["reading", "hems"]
+"""reading: this product's records; hems: the HEMS seed's flat smart-meter record (ISO
+timestamps, null where a phase has no data), made for devices that report its metrics."""
+
+
 class WebhookOutput(Strict):
     url: str = Field(pattern=r"^https?://", description="http:// or https:// endpoint")
+    record: RecordForm = Field(
+        "reading", description="reading: batches of events; hems: one flat record per POST"
+    )
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature header")
     batch_size: int = Field(100, ge=1, le=10_000)
     queue_size: int = Field(10_000, ge=1, le=1_000_000)
@@ -74,7 +83,38 @@ class WebhookOutput(Strict):
 class FileOutput(Strict):
     path: Path = Field(Path("data/live"), description="folder; relative to the config file")
     format: Literal["jsonl", "csv"] = "jsonl"
+    record: RecordForm = "reading"
     queue_size: int = Field(10_000, ge=1, le=1_000_000)
+
+
+class StdoutOutput(Strict):
+    """JSON lines on standard output, for piping; logs stay on stderr."""
+
+    format: Literal["jsonl", "hems"] = Field(
+        "jsonl", description="jsonl: timestamp, device_id, metrics; hems: the HEMS record"
+    )
+    queue_size: int = Field(10_000, ge=1, le=1_000_000)
+
+
+class PubsubOutput(Strict):
+    """Google Cloud Pub/Sub, with the official client (`pip install energy-pipeline[pubsub]`);
+    PUBSUB_EMULATOR_HOST points it at the emulator. Credentials come from the environment the
+    client reads (GOOGLE_APPLICATION_CREDENTIALS or the metadata server), never this file."""
+
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="project id")
+    topic: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$", description="topic id")
+    format: Literal["json", "hems"] = Field(
+        "json", description="json: one reading record per message; hems: the HEMS record"
+    )
+    batch_max_messages: int = Field(100, ge=1, le=1000)
+    batch_max_seconds: float = Field(1.0, gt=0, le=60)
+    queue_max: int = Field(
+        10_000, ge=1, le=1_000_000, description="readings waiting; oldest dropped"
+    )
+    timeout: Timeout = 10.0
+    max_attempts: int = Field(5, ge=1, le=100)
+    backoff_initial: float = Field(1.0, gt=0, le=600)
+    backoff_max: float = Field(60.0, gt=0, le=3600)
 
 
 class Outputs(Strict):
@@ -82,6 +122,8 @@ class Outputs(Strict):
     mqtt: MqttOutput | None = None
     webhook: WebhookOutput | None = None
     file: FileOutput | None = None
+    stdout: StdoutOutput | None = None
+    pubsub: PubsubOutput | None = None
 
     def secrets(self) -> list[str]:
         found = []

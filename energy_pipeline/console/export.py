@@ -47,8 +47,9 @@ def export_range(
     empty: list[date] = []
     day = first
     while day <= last:
+        only = [device] if device else None
         files = write_exports(
-            config.data_dir, day, export_files(day, load, [device] if device else None)
+            config.data_dir, day, export_files(day, load, only, catalog.column_order)
         )
         written += files
         if not files:

@@ -207,7 +207,8 @@ def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
     load = stored_day(site.data_dir, site.tz)
     written = []
     for day in _days(context, site):
-        written += write_exports(site.data_dir, day, export_files(day, load))
+        files = export_files(day, load, order=site.catalog.column_order)
+        written += write_exports(site.data_dir, day, files)
     today = site.now().astimezone(site.tz).date()
     removed = prune_exports(site.data_dir, today, site.config.pipeline.export_retention_days)
     return dg.MaterializeResult(

@@ -1,6 +1,7 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
-/metrics, MQTT, webhook, file output and alerts. `build_sinks(config, state)` gives the
-collector its list of sinks; each takes outcomes through a non-blocking `offer`.
+/metrics, MQTT, webhook, file, stdout and Pub/Sub outputs, and alerts. `build_sinks(config,
+state)` gives the collector its list of sinks; each takes outcomes through a non-blocking
+`offer`.
 
 The live floor runs inside the collector's process but sits below it: the CLI hands these
 sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
@@ -19,10 +20,13 @@ from energy_pipeline.config import Config
 from energy_pipeline.live.alerts import AlertEngine, AlertSink, DiskWatch, site_rules
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
+from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.http import HttpServer
 from energy_pipeline.live.metrics import MetricsSink
 from energy_pipeline.live.mqtt import MqttSink
+from energy_pipeline.live.pubsub import PubsubSink
 from energy_pipeline.live.state import CollectorView
+from energy_pipeline.live.stdout import StdoutSink
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.live.webhook import WebhookSink
 from energy_pipeline.sinks import OutcomeSink
@@ -43,11 +47,20 @@ class LiveOutputs:
     mqtt: MqttSink | None = None
     webhook: WebhookSink | None = None
     file: FileSink | None = None
+    stdout: StdoutSink | None = None
+    pubsub: PubsubSink | None = None
     sinks: list[OutcomeSink] = field(default_factory=list)
 
     def dropped(self) -> dict[str, int]:
         out = {}
-        for name, sink in (("mqtt", self.mqtt), ("webhook", self.webhook), ("file", self.file)):
+        queued = (
+            ("mqtt", self.mqtt),
+            ("webhook", self.webhook),
+            ("file", self.file),
+            ("stdout", self.stdout),
+            ("pubsub", self.pubsub),
+        )
+        for name, sink in queued:
             if sink is not None:
                 out[name] = sink.queue.dropped
         return out
@@ -78,17 +91,25 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
     live.metrics.dropped = live.dropped
     sinks: list[OutcomeSink] = [store, live.metrics]
+    hems = HemsRecords(meta)
     if out.mqtt is not None:
         live.mqtt = MqttSink(out.mqtt, config, meta)
         alerts.listeners.append(live.mqtt.offer_alert)
         sinks.append(live.mqtt)
     if out.webhook is not None:
-        live.webhook = WebhookSink(out.webhook, config.site.name, clock)
+        live.webhook = WebhookSink(out.webhook, config.site.name, clock, hems)
         alerts.listeners.append(live.webhook.offer_alert)
         sinks.append(live.webhook)
     if out.file is not None:
-        live.file = FileSink(out.file, config.resolve(out.file.path), config.site.timezone)
+        folder = config.resolve(out.file.path)
+        live.file = FileSink(out.file, folder, config.site.timezone, hems)
         sinks.append(live.file)
+    if out.stdout is not None:
+        live.stdout = StdoutSink(out.stdout, hems)
+        sinks.append(live.stdout)
+    if out.pubsub is not None:
+        live.pubsub = PubsubSink(out.pubsub, config.site.name, hems)
+        sinks.append(live.pubsub)
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
         api = LiveApi(store, state, alerts, catalog.intervals, out.http.cards)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from energy_pipeline.live.alerts import AlertSink
-from energy_pipeline.live.records import iso, values_of
+from energy_pipeline.live.records import iso, shown_values, values_of
 from energy_pipeline.live.state import CollectorView
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.readings import PollOutcome
@@ -88,13 +88,10 @@ class LiveApi:
     def device_telemetry(self, device: str, now: datetime) -> dict[str, Any]:
         """The UPS monitor's flat shape: values at the top level beside timestamp, status,
         uptime and alarms. A state metric with labels shows its label (online, battery)."""
-        meta = self.store.meta[device]
         last_ok = self.store.last_ok.get(device)
         doc: dict[str, Any] = {"device_id": device}
         if last_ok is not None:
-            for name, value in values_of(last_ok).items():
-                labels = meta.metric(name).labels
-                doc[name] = labels.get(int(value), value) if labels else value
+            doc.update(shown_values(last_ok, self.store.meta[device]))
         doc["timestamp"] = iso(last_ok.ts) if last_ok else None
         doc["health"] = self.device_state(device)
         doc["uptime"] = self.uptime(now)

@@ -1,9 +1,10 @@
 """File output, the HEMS seed's: one record per successful poll, as JSON lines or CSV (keys
 as header), rotated at the site's local midnight: `readings-<day>.jsonl` for all devices, or
 `<device>-<day>.csv` per device. Records are `timestamp` (UTC ISO), `device_id`, then the
-metrics. They are serialised on the event loop one per step and appended in batches by a
-worker thread. A CSV whose metric set changes mid-day continues in a new part file rather
-than misaligning columns."""
+metrics; with `record: hems`, the HEMS seed's flat record, one file per meter and day (the
+record itself names no device). They are serialised on the event loop one per step and appended
+in batches by a worker thread. A CSV whose metric set changes mid-day continues in a new part
+file rather than misaligning columns."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from energy_pipeline.config import FileOutput
+from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.queue import DropOldestQueue
-from energy_pipeline.live.records import iso, values_of
+from energy_pipeline.live.records import flat_record
 from energy_pipeline.readings import PollOutcome
 
 log = logging.getLogger("energy_pipeline.file")
@@ -37,8 +39,9 @@ class _Row:
 
 
 class FileSink:
-    def __init__(self, cfg: FileOutput, folder: Path, timezone: str):
+    def __init__(self, cfg: FileOutput, folder: Path, timezone: str, hems: HemsRecords):
         self.cfg = cfg
+        self.hems = hems if cfg.record == "hems" else None
         self.folder = folder
         self.zone = zoneinfo.ZoneInfo(timezone)
         self.queue: DropOldestQueue[PollOutcome] = DropOldestQueue(cfg.queue_size)
@@ -70,7 +73,7 @@ class FileSink:
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
         for outcome in outcomes:
-            if outcome.ok:
+            if outcome.ok and (self.hems is None or outcome.device_id in self.hems.devices):
                 self.queue.put(outcome)
 
     async def _run(self) -> None:
@@ -96,14 +99,17 @@ class FileSink:
         batch); CSV columns differ per device, so CSV files are per device and day."""
         day = outcome.ts.astimezone(self.zone).date().isoformat()
         if self.cfg.format == "jsonl":
+            if self.hems is not None:
+                return self.folder / f"{outcome.device_id}-{day}.jsonl"
             return self.folder / f"readings-{day}.jsonl"
         suffix = f".{part}" if part else ""
         return self.folder / f"{outcome.device_id}-{day}{suffix}.csv"
 
     def encode(self, outcome: PollOutcome) -> _Row:
         """The record's text (serialisation happens on the loop, in small steps)."""
-        record = {"timestamp": iso(outcome.ts), "device_id": outcome.device_id}
-        record.update(values_of(outcome))
+        record = self.hems.record(outcome) if self.hems is not None else None
+        if record is None:
+            record = flat_record(outcome)
         if self.cfg.format == "jsonl":
             return _Row(outcome, None, json.dumps(record) + "\n")
         return _Row(outcome, list(record), _csv_line(list(record.values())))

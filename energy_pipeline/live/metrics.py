@@ -1,11 +1,14 @@
 """/metrics in Prometheus exposition. Readings are a few labelled families — every gauge in
 `energy_reading{device,metric,unit}`, every counter in `energy_cumulative_total` — so a Luxtronik's
-1,800 values are 1,800 series of one family, not 1,800 families. Poll figures are observed as
-outcomes arrive; collector figures are read from its live state at scrape time."""
+1,800 values are 1,800 series of one family, not 1,800 families. A profile point with
+`aliases.prometheus` is also a plain gauge of that name (`ups_input_voltage{device}`), so the
+UPS monitor's alerts and panels keep working. Poll figures are observed as outcomes arrive;
+collector figures are read from its live state at scrape time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,16 +33,32 @@ def _number(value: float) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class _Alias:
+    index: int
+    family: str
+    help: str
+    prefix: str
+    values: dict[int, float] | None
+
+    def line(self, value: float) -> str | None:
+        if self.values is None:
+            return self.prefix + _number(value)
+        mapped = self.values.get(int(value))
+        return None if mapped is None else self.prefix + _number(mapped)
+
+
 class _DeviceLines:
     """One device's series prefixes (`name{labels} `), built once per names tuple: the
     per-scrape cost is then one string concatenation per value."""
 
-    __slots__ = ("counters", "gauges", "names")
+    __slots__ = ("aliases", "counters", "gauges", "names")
 
     def __init__(self, device: str, names: tuple[str, ...], meta: DeviceMeaning | None):
         self.names = names
         self.gauges: list[tuple[int, str]] = []
         self.counters: list[tuple[int, str]] = []
+        self.aliases: list[_Alias] = []
         dev = _escape(device)
         for i, name in enumerate(names):
             m = meta.metric(name) if meta else None
@@ -49,6 +68,11 @@ class _DeviceLines:
                 self.counters.append((i, f"energy_cumulative_total{labels}"))
             else:
                 self.gauges.append((i, f"energy_reading{labels}"))
+            if m is not None and m.prometheus is not None:
+                family, values = m.prometheus
+                help_text = m.display_name.replace("\\", "\\\\").replace("\n", "\\n")
+                prefix = f'{family}{{device="{dev}"}} '
+                self.aliases.append(_Alias(i, family, help_text, prefix, values))
 
 
 class ReadingsText:
@@ -65,6 +89,7 @@ class ReadingsText:
         gauges: list[str] = []
         counters: list[str] = []
         stamps: list[str] = []
+        aliases: dict[str, list[str]] = {}
         for device, outcome in self.store.last_ok.items():
             sample = outcome.sample
             assert sample is not None
@@ -77,6 +102,15 @@ class ReadingsText:
             counters += [
                 p + _number(values[i]) for i, p in lines.counters if values[i] == values[i]
             ]
+            for alias in lines.aliases:
+                value = values[alias.index]
+                line = alias.line(value) if value == value else None
+                if line is not None:
+                    family = aliases.setdefault(
+                        alias.family,
+                        [f"# HELP {alias.family} {alias.help}", f"# TYPE {alias.family} gauge"],
+                    )
+                    family.append(line)
             stamps.append(
                 f'energy_reading_timestamp_seconds{{device="{_escape(device)}"}} '
                 f"{outcome.ts.timestamp()!r}"
@@ -92,6 +126,7 @@ class ReadingsText:
                 "# HELP energy_reading_timestamp_seconds Instant of the latest successful poll",
                 "# TYPE energy_reading_timestamp_seconds gauge",
                 *stamps,
+                *(line for family in aliases.values() for line in family),
             ]
         )
         text += "\n"

@@ -1,5 +1,8 @@
 """MQTT output: a JSON state message per device after each poll, availability with a last
-will, Home Assistant discovery (device-level), and alert events.
+will, Home Assistant discovery (device-level), and alert events. State messages carry values as
+people read them (states by label, numbers at their metric's precision); discovery names each
+sensor by its catalog description, with the classes Home Assistant needs (`enum` with options
+for labelled states, `energy` + `total_increasing` for the Energy dashboard).
 
 paho-mqtt runs its network loop in its own thread (connect, reconnect with backoff, keepalive),
 so nothing here waits on the broker inside the event loop. Messages wait in a bounded
@@ -26,7 +29,7 @@ from energy_pipeline.catalog import DeviceMeaning, MetricMeaning
 from energy_pipeline.config import Config, MqttOutput
 from energy_pipeline.live.alerts import AlertEvent
 from energy_pipeline.live.queue import DropOldestQueue
-from energy_pipeline.live.records import iso, values_of
+from energy_pipeline.live.records import iso, shown_values
 from energy_pipeline.readings import PollOutcome
 
 log = logging.getLogger("energy_pipeline.mqtt")
@@ -48,15 +51,23 @@ _UNIT_CLASSES = {
 }
 
 
-def ha_classes(name: str, meta: MetricMeaning) -> dict[str, str]:
+_POWER_FACTOR = re.compile(r"(^|_)(cos_phi|power_factor)(_|$)")
+
+
+def ha_classes(name: str, meta: MetricMeaning) -> dict[str, Any]:
     """device_class/state_class so Home Assistant accepts the sensor — energy counters as
-    `energy` + `total_increasing` in Wh/kWh/MWh, which its Energy dashboard requires."""
+    `energy` + `total_increasing` in Wh/kWh/MWh, which its Energy dashboard requires; a
+    labelled state as an `enum` whose options are its labels."""
     unit = meta.unit
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    if meta.kind == "state":
+        if meta.labels:
+            out["device_class"] = "enum"
+            out["options"] = list(dict.fromkeys(meta.labels.values()))
+        return out
     if unit:
         out["unit_of_measurement"] = unit
-    if meta.kind == "state":
-        return out
+    out["suggested_display_precision"] = meta.decimals()
     if unit in _ENERGY:
         out["device_class"] = "energy"
         if meta.kind == "counter":
@@ -71,6 +82,8 @@ def ha_classes(name: str, meta: MetricMeaning) -> dict[str, str]:
         out["device_class"] = "battery"
     elif unit in _UNIT_CLASSES:
         out["device_class"] = _UNIT_CLASSES[unit]
+    elif unit in ("", "%") and _POWER_FACTOR.search(name):
+        out["device_class"] = "power_factor"
     out["state_class"] = "measurement"
     return out
 
@@ -181,7 +194,8 @@ class MqttSink:
         self.queue.put(_Message(self.alerts_topic, json.dumps(event.to_json()).encode()))
 
     def state_payload(self, outcome: PollOutcome) -> bytes:
-        doc: dict[str, Any] = {"timestamp": iso(outcome.ts), **values_of(outcome)}
+        meta = self.meta.get(outcome.device_id)
+        doc: dict[str, Any] = {"timestamp": iso(outcome.ts), **shown_values(outcome, meta)}
         return json.dumps(doc, separators=(",", ":")).encode()
 
     def discovery_payload(self, device: str) -> dict[str, Any]:
@@ -191,20 +205,13 @@ class MqttSink:
         components: dict[str, Any] = {}
         for metric in chosen:
             m = meta.metric(metric)
-            comp: dict[str, Any] = {
+            components[f"{device}_{metric}"] = {
                 "p": "sensor",
                 "name": m.display_name,
                 "unique_id": f"{node}_{metric}",
                 "value_template": "{{ value_json." + metric + " }}",
                 **ha_classes(metric, m),
             }
-            if m.labels:
-                mapping = ", ".join(f"{k}: {v!r}" for k, v in sorted(m.labels.items()))
-                comp["value_template"] = (
-                    "{% set m = {" + mapping + "} %}"
-                    "{{ m.get(value_json." + metric + " | int, value_json." + metric + ") }}"
-                )
-            components[f"{device}_{metric}"] = comp
         return {
             "dev": {
                 "ids": [node],

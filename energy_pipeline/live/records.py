@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from energy_pipeline.catalog import DeviceMeaning
 from energy_pipeline.readings import PollOutcome
 
 
@@ -19,6 +20,28 @@ def values_of(outcome: PollOutcome) -> dict[str, float]:
     if sample is None:
         return {}
     return {n: v for n, v in zip(sample.names, sample.values.tolist(), strict=True) if v == v}
+
+
+def shown_values(outcome: PollOutcome, meta: DeviceMeaning | None) -> dict[str, float | str]:
+    """Values as a person reads them: a state by its label (`online`), a number rounded to its
+    metric's precision (`1.4`, not the `1.4000000000000001` that x0.1 scaling gives)."""
+    values = values_of(outcome)
+    if meta is None:
+        return dict(values)
+    shown: dict[str, float | str] = {}
+    for name, value in values.items():
+        m = meta.metric(name)
+        if m.labels:
+            shown[name] = m.labels.get(int(value), value)
+        else:
+            decimals = m.decimals()
+            shown[name] = round(value, decimals) if decimals else round(value)
+    return shown
+
+
+def flat_record(outcome: PollOutcome) -> dict[str, Any]:
+    """`timestamp` (UTC ISO), `device_id`, then the metrics: the file and stdout lines."""
+    return {"timestamp": iso(outcome.ts), "device_id": outcome.device_id, **values_of(outcome)}
 
 
 def outcome_record(outcome: PollOutcome) -> dict[str, Any]:

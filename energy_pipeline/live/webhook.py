@@ -2,7 +2,9 @@
 retried with capped exponential backoff; meanwhile new items wait in a bounded drop-oldest
 queue. With a secret, `X-Energy-Pipeline-Signature: sha256=<hex>` is the HMAC-SHA256 of the
 exact body, so the receiver can verify it came from us; `X-Energy-Pipeline-Delivery` stays the
-same across retries of one batch so the receiver can drop duplicates."""
+same across retries of one batch so the receiver can drop duplicates. With `record: hems` each
+smart-meter reading is POSTed alone as the HEMS seed's flat record (what its receivers parse),
+with the device in `X-Energy-Pipeline-Device`; alert events are not sent in that form."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from datetime import datetime
 from energy_pipeline import __version__
 from energy_pipeline.config import WebhookOutput
 from energy_pipeline.live.alerts import AlertEvent
+from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.queue import DropOldestQueue
 from energy_pipeline.live.records import iso, outcome_record
 from energy_pipeline.readings import PollOutcome
@@ -29,6 +32,7 @@ log = logging.getLogger("energy_pipeline.webhook")
 
 SIGNATURE_HEADER = "X-Energy-Pipeline-Signature"
 DELIVERY_HEADER = "X-Energy-Pipeline-Delivery"
+DEVICE_HEADER = "X-Energy-Pipeline-Device"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -41,9 +45,11 @@ class WebhookSink:
         cfg: WebhookOutput,
         site: str,
         clock: Callable[[], datetime],
+        hems: HemsRecords,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.cfg = cfg
+        self.hems = hems if cfg.record == "hems" else None
         self.site = site
         self.clock = clock
         self.sleep = sleep
@@ -68,10 +74,12 @@ class WebhookSink:
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
         for outcome in outcomes:
-            self.queue.put(outcome)
+            if self.hems is None or (outcome.ok and outcome.device_id in self.hems.devices):
+                self.queue.put(outcome)
 
     def offer_alert(self, event: AlertEvent) -> None:
-        self.queue.put(event)
+        if self.hems is None:
+            self.queue.put(event)
 
     async def body(self, batch: list[PollOutcome | AlertEvent]) -> bytes:
         """The batch as one JSON document, serialised an event at a time with a yield between
@@ -87,13 +95,22 @@ class WebhookSink:
     async def _run(self) -> None:
         while True:
             batch = await self.queue.get_batch(self.cfg.batch_size)
-            await self._deliver(await self.body(batch))
+            if self.hems is None:
+                await self._deliver(await self.body(batch))
+                continue
+            for item in batch:
+                assert isinstance(item, PollOutcome)
+                record = self.hems.record(item)
+                if record is not None:
+                    body = json.dumps(record, separators=(",", ":")).encode()
+                    await self._deliver(body, {DEVICE_HEADER: item.device_id})
 
-    async def _deliver(self, body: bytes) -> None:
+    async def _deliver(self, body: bytes, extra: dict[str, str] | None = None) -> None:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"energy_pipeline/{__version__}",
             DELIVERY_HEADER: uuid.uuid4().hex,
+            **(extra or {}),
         }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)

@@ -106,18 +106,19 @@ and the operating-time and impulse counters (Zähler, calculations 56..66, 145, 
 datatype `Hours`: in 0.3.14 only the cooling on/off time settings (parameters 850, 851) have it,
 and a setting is a gauge."""
 
-PUBLISH = frozenset(
+PUBLISH: Mapping[str, str] = MappingProxyType(
     {
-        "ID_WEB_Temperatur_TVL",
-        "ID_WEB_Temperatur_TRL",
-        "ID_WEB_Temperatur_TA",
-        "ID_WEB_Temperatur_TBW",
-        "ID_WEB_WMZ_Heizung",
-        "ID_WEB_WMZ_Brauchwasser",
-        "Heat_Output",
+        "ID_WEB_Temperatur_TVL": "Flow temperature",
+        "ID_WEB_Temperatur_TRL": "Return temperature",
+        "ID_WEB_Temperatur_TA": "Outdoor temperature",
+        "ID_WEB_Temperatur_TBW": "Hot water temperature",
+        "ID_WEB_WMZ_Heizung": "Heat quantity, heating",
+        "ID_WEB_WMZ_Brauchwasser": "Heat quantity, hot water",
+        "Heat_Output": "Heat output",
     }
 )
-"""Shown on the dashboard and offered to MQTT discovery, like a profile's `publish: true`."""
+"""Shown on the dashboard and offered to MQTT discovery, like a profile's `publish: true`, with
+the words the Luxtronik web interface uses for them."""
 
 
 def kind(name: str) -> Kind:

@@ -4,7 +4,7 @@ Reading files is `energy_pipeline.profiles`' job; this module only describes and
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,10 +27,29 @@ REGISTER_WIDTH: dict[str, int] = {
     "bool": 1,
 }
 BIT_TYPES = ("coil", "discrete")
+PROMETHEUS_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+RESERVED_PREFIX = "energy_"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MappedAlias(_Strict):
+    """A state point under another name with its states as numbers, e.g. the UPS monitor's
+    `ups_status` (1 on line power, 0 on battery). Every label of the point must be mapped, so
+    adding a state to the profile cannot silently drop the series."""
+
+    name: str = Field(pattern=PROMETHEUS_NAME)
+    map: dict[str, float] = Field(min_length=1, description="state label -> exported value")
+
+
+class Aliases(_Strict):
+    """Other names a point is also exported under, for integrations that already use them."""
+
+    prometheus: Annotated[str, Field(pattern=PROMETHEUS_NAME)] | MappedAlias | None = Field(
+        None, description="a /metrics gauge name, or {name, map} for a state point"
+    )
 
 
 class Point(_Strict):
@@ -50,6 +69,7 @@ class Point(_Strict):
     nan_value: float | None = Field(None, description="raw value meaning 'no reading'")
     description: str | None = None
     publish: bool = Field(False, description="include in MQTT discovery and the dashboard")
+    aliases: Aliases | None = Field(None, description="names other tools know this value by")
 
     @property
     def width(self) -> int:
@@ -70,7 +90,33 @@ class Point(_Strict):
             raise ValueError("count is only for string points")
         if self.address + self.width - 1 > 65535:
             raise ValueError("point runs past address 65535")
+        self._check_aliases()
         return self
+
+    def _check_aliases(self) -> None:
+        alias = self.aliases.prometheus if self.aliases else None
+        name = alias.name if isinstance(alias, MappedAlias) else alias
+        if name is not None and name.startswith(RESERVED_PREFIX):
+            raise ValueError(f"alias {name!r}: names starting {RESERVED_PREFIX!r} are reserved")
+        if not isinstance(alias, MappedAlias):
+            return
+        if self.kind != "state" or not self.labels:
+            raise ValueError("a mapped alias needs a state point with labels")
+        missing = sorted(set(self.labels.values()) - set(alias.map))
+        unknown = sorted(set(alias.map) - set(self.labels.values()))
+        if missing or unknown:
+            raise ValueError(
+                f"alias map keys must be this point's labels: missing {missing}, unknown {unknown}"
+            )
+
+    def prometheus_alias(self) -> tuple[str, dict[int, float] | None] | None:
+        """(gauge name, state code -> value or None for the value itself), if aliased."""
+        alias = self.aliases.prometheus if self.aliases else None
+        if alias is None:
+            return None
+        if isinstance(alias, MappedAlias):
+            return alias.name, {code: alias.map[label] for code, label in self.labels.items()}
+        return alias, None
 
 
 class AddressRange(_Strict):
@@ -122,10 +168,16 @@ class Profile(_Strict):
     @model_validator(mode="after")
     def _unique_points(self) -> Profile:
         seen: set[str] = set()
+        aliases: set[str] = set()
         for p in self.points:
             if p.name in seen:
                 raise ValueError(f"duplicate point name {p.name!r}")
             seen.add(p.name)
+            alias = p.prometheus_alias()
+            if alias is not None:
+                if alias[0] in aliases:
+                    raise ValueError(f"alias {alias[0]!r} given to two points")
+                aliases.add(alias[0])
             for r in self.forbidden:
                 if r.register_type == p.register_type and not (
                     p.address + p.width - 1 < r.start or p.address > r.end

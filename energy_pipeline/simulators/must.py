@@ -2,7 +2,7 @@
 
 EP20: the protected load follows the site's daily shape. Mains fails now and then — in about
 half of the hours, for 1 to 7 minutes starting in the hour's first quarter — and the UPS runs on
-battery (work state 3, "backup"): the battery level falls with the energy the load draws, then
+battery (work state 3, "battery"): the battery level falls with the energy the load draws, then
 recharges on mains well before the hour ends. So every hour starts full and the level at any
 instant depends only on that hour: deterministic without replaying history.
 
@@ -115,7 +115,7 @@ class Ep20Ups:
         return {
             "machine_type": const(2.0),
             "software_version": const(36402.0),
-            "status": np.where(on_battery, "backup", "line"),
+            "status": np.where(on_battery, "battery", "online"),
             "battery_class": const(self.BATTERY_V),
             "rated_power": const(self.RATED_W),
             "input_voltage": grid_v,

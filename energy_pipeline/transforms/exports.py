@@ -3,7 +3,8 @@ go and how they are written is `lake.exports`).
 
 - PROGNOZA: `<exports>/<device>_readings_YYYY-MM-DD.csv`: `timestamp` (local ISO 8601 with
   milliseconds), `minutes_elapsed`, `marker_5min` … `marker_60min` (`True`/`False`), then one
-  column per metric (the minute mean; the last reading for counters), minutes with data only.
+  column per metric in the profile's register order (the minute mean; the last reading for
+  counters), minutes with data only.
 - Luxtronik logger: `<exports>/<device>/YYYY-MM-DD_daily.csv` (the local day) and
   `YYYY-MM-DD_weekly.csv` (the 7 days ending with it), one row per minute, one column per
   metric; files dated more than the retention before today are deleted.
@@ -31,8 +32,13 @@ from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA, MARKER_COLUMNS
 from energy_pipeline.transforms.timegrid import day_window
 
+ColumnOrder = Callable[[str, list[str]], list[str]]
+"""(device, metrics) -> the metrics in column order; `Catalog.column_order`."""
 
-def _wide(readings: pa.Table, device_id: str, with_markers: bool) -> pa.Table | None:
+
+def _wide(
+    readings: pa.Table, device_id: str, with_markers: bool, order: ColumnOrder | None
+) -> pa.Table | None:
     """One device's long minute rows as a wide table: one column per metric, minutes with data.
 
     Scattered into a numpy grid by (minute, metric) index rather than pivoted in SQL: a
@@ -71,8 +77,9 @@ def _wide(readings: pa.Table, device_id: str, with_markers: bool) -> pa.Table | 
         for marker in MARKER_COLUMNS:
             flags = minutes[marker].to_numpy(zero_copy_only=False).astype(bool)
             columns[marker] = pa.array(np.where(flags, "True", "False"))
-    for j, metric in enumerate(metrics):
-        column = grid[:, j]
+    col = {metric: j for j, metric in enumerate(metrics)}
+    for metric in order(device_id, metrics) if order else metrics:
+        column = grid[:, col[metric]]
         columns[metric] = pa.array(column, mask=np.isnan(column))
     return pa.table(columns)
 
@@ -84,7 +91,10 @@ def _csv(table: pa.Table) -> bytes:
 
 
 def day_exports(
-    today: pa.Table, week: pa.Table, devices: list[str] | None = None
+    today: pa.Table,
+    week: pa.Table,
+    devices: list[str] | None = None,
+    order: ColumnOrder | None = None,
 ) -> list[ExportFile]:
     """The day's PROGNOZA and logger files for every device in `today` (or `devices`)."""
     con = connect()
@@ -98,7 +108,7 @@ def day_exports(
             ("weekly", week, False),
         )
         for kind, source, with_markers in kinds:
-            table = _wide(source, device_id, with_markers)
+            table = _wide(source, device_id, with_markers, order)
             if table is not None:
                 files.append(ExportFile(device_id, kind, _csv(table)))
     return files
@@ -117,11 +127,16 @@ def stored_day(data_dir: Path, tz: ZoneInfo) -> DayLoader:
     return load
 
 
-def export_files(day: date, load: DayLoader, devices: list[str] | None = None) -> list[ExportFile]:
+def export_files(
+    day: date,
+    load: DayLoader,
+    devices: list[str] | None = None,
+    order: ColumnOrder | None = None,
+) -> list[ExportFile]:
     """One local day's files; the weekly roll-up takes whichever of the 6 days before exist.
     Nothing when the day itself has no readings."""
     today = load(day)
     if today is None or today.num_rows == 0:
         return []
     week = [t for t in (load(day - timedelta(days=i)) for i in range(6, 0, -1)) if t is not None]
-    return day_exports(today, pa.concat_tables([*week, today]), devices)
+    return day_exports(today, pa.concat_tables([*week, today]), devices, order)
