@@ -152,4 +152,5 @@ class LiveApi:
             "timestamp": iso(now),
             "last_poll": iso(last) if last else None,
             "devices": states,
+            "vpn": {name: t.state for name, t in self.state.vpn.items()},
         }

@@ -1,5 +1,5 @@
 """What the live outputs read from the running collector: device states, missed ticks, WAL
-backlog and start time. The collector's own state object satisfies this protocol;
+backlog, site VPN tunnels and start time. The collector's own state object satisfies this protocol;
 `StandaloneState` stands in where outputs run without one (tests, benchmarks)."""
 
 from __future__ import annotations
@@ -18,6 +18,20 @@ class DeviceView(Protocol):
     def missed_ticks(self) -> int: ...
 
 
+class TunnelView(Protocol):
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def bytes_in(self) -> int: ...
+
+    @property
+    def bytes_out(self) -> int: ...
+
+
 class CollectorView(Protocol):
     @property
     def started_at(self) -> datetime: ...
@@ -30,6 +44,9 @@ class CollectorView(Protocol):
 
     @property
     def wal_backlog_rows(self) -> int: ...
+
+    @property
+    def vpn(self) -> Mapping[str, TunnelView]: ...
 
 
 @dataclass
@@ -44,3 +61,4 @@ class StandaloneState:
     devices: dict[str, StandaloneDevice] = field(default_factory=dict)
     wal_backlog_bytes: int = 0
     wal_backlog_rows: int = 0
+    vpn: dict[str, TunnelView] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Running on a real site: service units, systemd notify, site VPN."""
