@@ -129,7 +129,10 @@ def test_collect_rides_out_a_vpn_server_restart(net: SiteNet, tmp_path: Path) ->
     up = wait_for(device("up"), 30, "umg1 up through the tunnel")
     assert up["vpn"]["site-a"]["state"] == "CONNECTED"
     assert 'energy_vpn_up{tunnel="site-a"} 1.0' in _metrics(net, 18080)
-    assert len(net.office_openvpn()) == 1
+    [first] = net.office_openvpn()
+    polled = net.cli("poll-once", "--config", str(config), "--json")
+    assert polled.returncode == 0 and json.loads(polled.stdout)[0]["ok"], polled.stderr
+    assert net.office_openvpn() == [first], "poll-once used the collector's tunnel"
 
     net.stop_server()
     down = wait_for(device("vpn_down"), 15, "umg1 vpn_down after the server stopped")
@@ -170,3 +173,31 @@ def test_collect_rides_out_a_vpn_server_restart(net: SiteNet, tmp_path: Path) ->
     logged = log.read_text()
     assert "device unreachable: vpn down" in logged and "vpn up" in logged
     _no_secret(net, logged, (data / "state" / "collector-main.json").read_text())
+
+
+def test_collect_waits_for_a_manual_tunnel_uses_it_and_leaves_it_running(
+    net: SiteNet, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    config = net.site_config(data, auto=False)
+    log = tmp_path / "collect.log"
+    proc = net.cli_background("collect", "--config", str(config), stderr=log)
+
+    def device_state() -> str | None:
+        doc = status(data) or {}
+        return doc["devices"]["umg1"]["state"] if doc.get("pid") == proc.pid else None
+
+    wait_for(lambda: device_state() == "vpn_down", 30, "umg1 vpn_down while no tunnel runs")
+    assert net.office_openvpn() == []  # not auto: collect never starts one itself
+    up = net.cli("vpn", "up", "--config", str(config))
+    assert up.returncode == 0, up.stderr
+    [pid] = net.office_openvpn()
+    wait_for(lambda: device_state() == "up", 30, "umg1 up once the tunnel is up")
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0, log.read_text()
+    assert net.office_openvpn() == [pid]  # the user's tunnel keeps running
+    record = json.loads((data / "state" / "vpn-site-a.json").read_text())
+    assert record["owner"] == "vpn-up" and record["status"]["state"] == "CONNECTED"
+    assert net.cli("vpn", "down", "--config", str(config)).returncode == 0
+    assert net.office_openvpn() == []

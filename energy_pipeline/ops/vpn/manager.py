@@ -308,6 +308,9 @@ class TunnelSupervisor:
         cap = RESTART_CAP if self.tunnel.auto else MANUAL_RECHECK_CAP
         self.backoff = Backoff(RESTART_INITIAL, cap, rng)
         self.connected = asyncio.Event()
+        # the collector need not wait longer before its first poll: connected, or (without
+        # `auto`) found not running, or given up
+        self.settled = asyncio.Event()
         self.failures = 0
         self.session: Session | None = None
         self._adopted_owner: tuple[str, int | None] | None = None
@@ -320,12 +323,15 @@ class TunnelSupervisor:
                 await self._watch(self.session)
             except VpnError as exc:
                 self.status.last_error = str(exc)
+                if not self.tunnel.auto:
+                    self.settled.set()
             await self._drop()
             self.failures += 1
             retries = self.tunnel.max_retries
             if self.tunnel.auto and retries is not None and self.failures > retries:
                 self._set("FAILED")
                 self._log_change(f"gave up after {retries} restarts")
+                self.settled.set()
                 return
             await asyncio.sleep(self.backoff.delay(self.failures + 1))
             self.status.restarts += 1
@@ -368,6 +374,7 @@ class TunnelSupervisor:
         while True:
             if self.status.up:
                 self.connected.set()
+                self.settled.set()
                 self.failures = 0
                 self.status.last_error = None
                 self._log_change()
@@ -476,7 +483,7 @@ class VpnRoutes:
         waits = []
         for name, sup in self.supervisors.items():
             self._tasks.append(asyncio.create_task(sup.run(), name=f"vpn-{name}"))
-            waits.append(asyncio.wait_for(sup.connected.wait(), sup.tunnel.connect_timeout))
+            waits.append(asyncio.wait_for(sup.settled.wait(), sup.tunnel.connect_timeout))
         await asyncio.gather(*waits, return_exceptions=True)
 
     def blocked(self, device_id: str) -> str | None:
