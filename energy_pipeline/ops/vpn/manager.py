@@ -136,6 +136,7 @@ async def start_tunnel(
     status.state, status.since = "CONNECTING", utc_now()
     status.pid, status.management_port = proc.pid, port
     try:
+        publish(config.data_dir, record, status)  # from now on a stop finds it, whatever happens
         client = await _connect_new(proc, port, management_password(config.data_dir, name))
         await _prime(client, status)
     except VpnError as exc:
@@ -144,7 +145,10 @@ async def start_tunnel(
         raise VpnError(
             f"vpn {name}: {exc} (openvpn's log: {log_path(config.data_dir, name)})"
         ) from None
-    await asyncio.to_thread(publish, config.data_dir, record, status)
+    except BaseException:  # cancelled while starting: leave no openvpn behind
+        _reap(proc)
+        remove_record(config.data_dir, name)
+        raise
     return Session(record, client, status, proc)
 
 
@@ -360,7 +364,7 @@ class TunnelSupervisor:
             self._adopted_owner = (record.owner, record.owner_pid)
         record.owner, record.owner_pid = "collect", os.getpid()
         self.status.pid, self.status.management_port = record.pid, record.management_port
-        self.status.state = "CONNECTING"
+        self._set("CONNECTING")
         await _prime(client, self.status)
         return Session(record, client, self.status)
 
@@ -442,24 +446,22 @@ class TunnelSupervisor:
         self._log_change()
 
     async def shutdown(self) -> None:
-        """On the collector's stop: an openvpn it started goes down; one it adopted from
-        `vpn up` keeps running and is handed back."""
+        """On the collector's stop (after `run` is cancelled): the openvpn it runs goes down;
+        one it adopted from `vpn up` keeps running and is handed back."""
+        data_dir = self.config.data_dir
         session, self.session = self.session, None
-        if session is None:
-            return
-        if session.proc is None and self._adopted_owner is not None:
+        if session is not None:
             await session.client.close()
-            session.record.owner, session.record.owner_pid = self._adopted_owner
-            await asyncio.to_thread(publish, self.config.data_dir, session.record, self.status)
+        record = read_record(data_dir, self.name)
+        if record is None or record.owner_pid != os.getpid():
             return
-        with contextlib.suppress(VpnError):
-            await session.client.ok(mgmt.signal("SIGTERM"), timeout=2.0)
-        await session.client.close()
-        if session.proc is not None:
+        if self._adopted_owner is not None:
+            record.owner, record.owner_pid = self._adopted_owner
+            await asyncio.to_thread(publish, data_dir, record, self.status)
+            return
+        await take_down(self.config, self.name)
+        if session is not None and session.proc is not None:
             await asyncio.to_thread(_reap, session.proc)
-        else:
-            await asyncio.to_thread(kill_wait, session.record.pid, STOP_TIMEOUT)
-        remove_record(self.config.data_dir, self.name)
         self._set("DOWN")
 
 
