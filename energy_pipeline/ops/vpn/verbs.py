@@ -60,6 +60,9 @@ def vpn_up(config: Config, name: str | None, as_json: bool) -> int:
             rows[tunnel] = _row(None, tunnel)
             continue
         rows[tunnel] = _row(status, tunnel)
+        if not status.up:  # already running (a collector's), but not connected right now
+            print(f"error: vpn {tunnel} runs but is {status.state}", file=sys.stderr)
+            failed = True
     _show(rows, as_json)
     return 1 if failed else 0
 
