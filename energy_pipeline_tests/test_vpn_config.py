@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from energy_pipeline.collector.state import CollectorState, TunnelState
 from energy_pipeline.collector.status import render, status_document
@@ -18,6 +18,7 @@ from energy_pipeline.live.state import StandaloneDevice, StandaloneState
 from energy_pipeline.ops.vpn.tunnel import TunnelRecord, openvpn_argv, status_from_record
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.sites import write_site
 
 AUTH_SECRET_PATH = "/run/secrets/site-a-credentials.txt"
 
@@ -32,13 +33,8 @@ def _site(tmp_path: Path, device_vpn: str | None = "site-a", **tunnel: object) -
     }
     if device_vpn:
         device["vpn"] = device_vpn
-    doc = {
-        "vpn": {"site-a": {"config": "site-a.ovpn", **tunnel}, "site-b": {"config": "site-a.ovpn"}},
-        "devices": [device],
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    vpn = {"site-a": {"config": "site-a.ovpn", **tunnel}, "site-b": {"config": "site-a.ovpn"}}
+    return write_site(tmp_path, [device], extra=f"vpn: {json.dumps(vpn)}\n")
 
 
 def test_a_valid_vpn_section(tmp_path: Path) -> None:

@@ -112,9 +112,7 @@ def _metrics(net: SiteNet, port: int) -> str:
 
 def test_collect_rides_out_a_vpn_server_restart(net: SiteNet, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    config = net.site_config(data)
-    text = config.read_text() + "outputs:\n  http: {host: 127.0.0.1, port: 18080}\n"
-    config.write_text(text)
+    config = net.site_config(data, "outputs: {http: {host: 127.0.0.1, port: 18080}}\n")
     log = tmp_path / "collect.log"
     proc = net.cli_background("collect", "--config", str(config), stderr=log)
 

@@ -11,6 +11,7 @@ deletes them (their veth and tun devices go with them), whatever the test did.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.kit.sites import write_site
 
 OFFICE_IP, SITE_IP = "10.231.0.1", "10.231.0.2"
 SERVER_TUN_IP, CLIENT_TUN_IP = "10.231.1.1", "10.231.1.2"
@@ -231,39 +232,36 @@ class SiteNet:
                     found.append(pid)
         return found
 
-    def site_config(self, data_dir: Path, **tunnel: object) -> Path:
-        doc = {
-            "storage": {"data_dir": str(data_dir)},
-            "collector": {"seal_delay": 1, "backoff_initial": 0.5, "backoff_max": 1},
-            "vpn": {
-                "site-a": {
-                    "config": "site-a.ovpn",
-                    "auth": "${SITE_A_VPN_AUTH_FILE}",
-                    "auto": True,
-                    "connect_timeout": 15,
-                    **tunnel,
-                }
-            },
-            "devices": [
-                {
-                    "id": "umg1",
-                    "driver": "modbus",
-                    "profile": "janitza_umg509pro",
-                    "interval": 1,
-                    "vpn": "site-a",
-                    "connection": {
-                        "transport": "tcp",
-                        "host": SERVER_TUN_IP,
-                        "port": MODBUS_PORT,
-                        "timeout": 0.5,
-                        "retries": 0,
-                    },
-                }
-            ],
+    def site_config(self, data_dir: Path, *extra: str, **tunnel: object) -> Path:
+        """The office's site file: the Janitza behind tunnel site-a (auto unless told)."""
+        vpn = {
+            "config": "site-a.ovpn",
+            "auth": "${SITE_A_VPN_AUTH_FILE}",
+            "auto": True,
+            "connect_timeout": 15,
+            **tunnel,
         }
-        path = self.folder / "site.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        return path
+        umg1 = {
+            "id": "umg1",
+            "driver": "modbus",
+            "profile": "janitza_umg509pro",
+            "interval": 1,
+            "vpn": "site-a",
+            "connection": {
+                "transport": "tcp",
+                "host": SERVER_TUN_IP,
+                "port": MODBUS_PORT,
+                "timeout": 0.5,
+                "retries": 0,
+            },
+        }
+        return write_site(
+            self.folder,
+            [umg1],
+            data_dir=data_dir,
+            collector={"seal_delay": 1, "backoff_initial": 0.5, "backoff_max": 1},
+            extra=f"vpn: {json.dumps({'site-a': vpn})}\n" + "".join(extra),
+        )
 
     def close(self) -> None:
         for ns in (self.office, self.site):
