@@ -4,8 +4,8 @@ and "site" (an OpenVPN server and a Modbus meter behind it), a veth pair between
 Everything is the test's own: namespaces with a random suffix, addresses in 10.231.0.0/16 that
 exist only inside them, a throwaway CA made with openssl. The VPN is the PROGNOZA kind: TLS
 with the server's CA, plus a user name and password checked by the server (an
-auth-user-pass-verify script). `SiteNet.close` kills every process in both namespaces and
-deletes them (their veth and tun devices go with them), whatever the test did.
+auth-user-pass-verify script). `site_net` kills every process on both hosts and
+deletes the namespaces (their veth and tun devices go with them), whatever the test did.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from energy_pipeline_tests.conftest import REPO, cli_env
+from energy_pipeline_tests.conftest import REPO, cli_env, missing_external
 from energy_pipeline_tests.kit.sites import write_site
+from energy_pipeline_tests.netns_support import netns_host, require_netns
 
 OFFICE_IP, SITE_IP = "10.231.0.1", "10.231.0.2"
 SERVER_TUN_IP, CLIENT_TUN_IP = "10.231.1.1", "10.231.1.2"
@@ -34,21 +33,15 @@ VPN_PORT, MODBUS_PORT = 1194, 5020
 USER = "plant-a"
 
 
-def require_netns() -> None:
-    """Root, `ip`, openvpn and openssl; skip on a laptop without them, fail in CI."""
-    missing = [p for p in ("ip", "openvpn", "openssl") if not _which(p)]
-    reason = None
-    if os.geteuid() != 0:
-        reason = "network namespaces need root"
-    elif missing:
-        reason = f"{', '.join(missing)} not installed"
-    elif not Path("/dev/net/tun").exists():
-        reason = "no /dev/net/tun"
-    if reason is None:
-        return
-    if os.environ.get("REQUIRE_EXTERNAL") == "1":
-        pytest.fail(f"VPN tests are required in CI (REQUIRE_EXTERNAL=1): {reason}")
-    pytest.skip(reason)
+def require_vpn_hosts() -> None:
+    """Namespaces (root, `ip`), openvpn, openssl and a tun device; skip on a laptop without
+    them, fail in CI."""
+    require_netns()
+    for program in ("openvpn", "openssl"):
+        if not _which(program):
+            missing_external(f"{program} not installed")
+    if not Path("/dev/net/tun").exists():
+        missing_external("no /dev/net/tun for openvpn")
 
 
 def _which(name: str) -> str | None:
@@ -264,6 +257,7 @@ class SiteNet:
         )
 
     def close(self) -> None:
+        """Every process on both hosts goes; the namespaces themselves go with `netns_host`."""
         for ns in (self.office, self.site):
             out = subprocess.run(
                 ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False
@@ -275,20 +269,18 @@ class SiteNet:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait(5)
-        for ns in (self.office, self.site):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
 @contextlib.contextmanager
 def site_net(folder: Path) -> Iterator[SiteNet]:
-    require_netns()
+    require_vpn_hosts()
     folder.mkdir(parents=True, exist_ok=True)
     tag = secrets.token_hex(3)
-    net = SiteNet(folder, f"ep-office-{tag}", f"ep-site-{tag}", secrets.token_urlsafe(12))
-    try:
-        for ns in (net.office, net.site):
-            _run("ip", "netns", "add", ns)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
+    with contextlib.ExitStack() as stack:
+        office = stack.enter_context(netns_host("office"))[-1]
+        site = stack.enter_context(netns_host("site"))[-1]
+        net = SiteNet(folder, office, site, secrets.token_urlsafe(12))
+        stack.callback(net.close)  # before the namespaces go
         office_if, site_if = f"epo{tag}", f"eps{tag}"
         _run("ip", "link", "add", office_if, "type", "veth", "peer", "name", site_if)
         _run("ip", "link", "set", office_if, "netns", net.office)
@@ -301,8 +293,6 @@ def site_net(folder: Path) -> Iterator[SiteNet]:
         net.start_server()
         net.start_meter()
         yield net
-    finally:
-        net.close()
 
 
 def _write_vpn_files(net: SiteNet) -> None:
