@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from energy_pipeline import __version__
@@ -31,7 +32,24 @@ def emit_json(obj: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "file", None) or args.config)
+    """The site config, with its `logging:` section applied to this process."""
+    config = load_config(getattr(args, "file", None) or args.config)
+    settings = config.logging
+    log_file = config.resolve(settings.file) if settings.file else None
+    try:
+        setup_logging(
+            args.verbose,
+            level=settings.level,
+            levels=settings.levels,
+            file=log_file,
+            max_bytes=settings.max_bytes,
+            backups=settings.backups,
+            fmt=settings.format,
+        )
+    except OSError as exc:
+        print(f"error: {config.path}: logging.file: cannot open {log_file}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+    return config
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -49,7 +67,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from energy_pipeline.export import export_range
+    from energy_pipeline.console.export import export_range
 
     config = _config(args)
     last = args.to or args.from_
@@ -102,7 +120,54 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from energy_pipeline.collector.status import show_status
 
-    return show_status(_config(args).data_dir, args.json)
+    config = _config(args)
+    if args.check:
+        from datetime import UTC, datetime
+
+        from energy_pipeline.ops.healthcheck import check_fresh
+
+        code, line = check_fresh(config, datetime.now(UTC), args.max_age)
+        print(line, file=sys.stdout if code == EXIT_OK else sys.stderr)
+        return code
+    return show_status(config, args.json)
+
+
+def _installer(args: argparse.Namespace) -> Any:
+    from energy_pipeline.ops.systemd import installer_for
+
+    return installer_for(
+        _config(args),
+        user_mode=args.user,
+        chosen_dir=args.unit_dir,
+        dry_run=args.dry_run,
+        env_file=args.env_file,
+        run_as=args.run_as,
+    )
+
+
+def cmd_service_install(args: argparse.Namespace) -> int:
+    from energy_pipeline.ops.units import PlanError
+
+    try:
+        installer = _installer(args)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return EXIT_OK if installer.install() else EXIT_FAILED
+    except OSError as exc:
+        print(f"error: {exc} (system units need root; or --user)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def cmd_service_uninstall(args: argparse.Namespace) -> int:
+    return EXIT_OK if _installer(args).uninstall() else EXIT_FAILED
+
+
+def cmd_service_status(args: argparse.Namespace) -> int:
+    from energy_pipeline.ops.systemd import service_status
+
+    return service_status(args.user, args.json)
 
 
 def cmd_simulate_history(args: argparse.Namespace) -> int:
@@ -256,7 +321,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.set_defaults(func=cmd_collect)
     status = verbs.add_parser("status", parents=[common], help="show the collectors' status")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 while this site's collector status file is fresh, else 1 (no device I/O)",
+    )
+    status.add_argument(
+        "--max-age",
+        type=_positive,
+        metavar="SECONDS",
+        help="--check: oldest acceptable status (default: 3 shortest intervals, at least 30)",
+    )
     status.set_defaults(func=cmd_status)
+    service = verbs.add_parser("service", help="install the systemd units and see how they run")
+    service_verbs = service.add_subparsers(dest="service_verb", required=True, metavar="ACTION")
+    scope = argparse.ArgumentParser(add_help=False)
+    scope.add_argument(
+        "--user", action="store_true", help="user units (~/.config/systemd/user), not system ones"
+    )
+    placing = argparse.ArgumentParser(add_help=False)
+    placing.add_argument(
+        "--unit-dir",
+        type=Path,
+        metavar="DIR",
+        help="only write the units into DIR (no systemctl); default: the system or user folder",
+    )
+    placing.add_argument("--dry-run", action="store_true", help="print what would be done")
+    placing.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="secrets for ${VAR} values (default /etc/energy-pipeline/env, "
+        "or ~/.config/energy-pipeline/env with --user)",
+    )
+    placing.add_argument(
+        "--run-as", metavar="USER", help="system units: User= (default: the config file's owner)"
+    )
+    install = service_verbs.add_parser(
+        "install",
+        parents=[common, scope, placing],
+        help="write the collector and Dagster units; enable and start them",
+    )
+    install.set_defaults(func=cmd_service_install)
+    uninstall = service_verbs.add_parser(
+        "uninstall", parents=[common, scope, placing], help="stop, disable and remove the units"
+    )
+    uninstall.set_defaults(func=cmd_service_uninstall)
+    service_status = service_verbs.add_parser(
+        "status", parents=[common, scope], help="per unit: active, since, restarts, last exit"
+    )
+    service_status.set_defaults(func=cmd_service_status)
+
     history = verbs.add_parser(
         "simulate-history",
         parents=[common],

@@ -73,3 +73,16 @@ def read_lake(data_dir: Path, table: str) -> pa.Table:
     files = sorted((data_dir / table).rglob("*.parquet"))
     tables = [pq.read_table(f) for f in files]
     return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        chunk = b"\0" * 65536
+        try:
+            while True:
+                fh.write(chunk)
+                fh.flush()
+        except OSError:
+            pass
+    return filler

@@ -12,6 +12,7 @@ from typing import NoReturn
 import pytest
 
 from energy_pipeline_tests.kit.clock import FakeClock
+from energy_pipeline_tests.kit.dagster import dagster_instance  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,3 +58,24 @@ def require_program(name: str) -> str:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: filling it really makes write(2) fail with ENOSPC."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        if os.environ.get("REQUIRE_EXTERNAL") == "1":
+            pytest.fail(f"cannot mount a tmpfs: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

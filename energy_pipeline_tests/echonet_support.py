@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from energy_pipeline.config import Config, EchonetDevice, load_config
+from energy_pipeline.config import Config, EchonetDevice
 from energy_pipeline.drivers.echonet.driver import STATE_KEY, BRouteMeter, Timing
 from energy_pipeline.lake.device_state import StateFiles, device_state_path
 from energy_pipeline_tests.conftest import cli_env
+from energy_pipeline_tests.kit.sites import load_site
 
 FROZEN = datetime(2026, 3, 10, 5, 12, 30, tzinfo=UTC)
 RBID = "00112233445566778899AABBCCDDEEFF"
@@ -24,21 +25,16 @@ FAST = Timing(
     request_timeout=0.4, command_timeout=1.0, join_timeout=2.0, backoff=0.01, backoff_cap=0.05
 )
 
-CONFIG = """\
-site: {{name: demo, timezone: Asia/Tokyo}}
-storage: {{data_dir: data}}
-devices:
-  - id: meter1
-    driver: echonet_broute
-    connection: {{serial_port: data/sim/meter1.tty, timeout: 1.0, retries: {retries}}}
-    credentials: {{rbid: "{rbid}", password: "{password}"}}
-"""
 
-
-def write_config(folder: Path, name: str, *, password: str = PASSWORD, retries: int = 2) -> Config:
-    path = folder / name
-    path.write_text(CONFIG.format(rbid=RBID, password=password, retries=retries))
-    return load_config(path)
+def meter_site(folder: Path, name: str, *, password: str = PASSWORD, retries: int = 2) -> Config:
+    """The B-route site: one meter on the simulator's serial link, as `folder/name`."""
+    meter = {
+        "id": "meter1",
+        "driver": "echonet_broute",
+        "connection": {"serial_port": "data/sim/meter1.tty", "timeout": 1.0, "retries": retries},
+        "credentials": {"rbid": RBID, "password": password},
+    }
+    return load_site(folder, [meter], site={"name": "demo", "timezone": "Asia/Tokyo"}, name=name)
 
 
 def meter_device(config: Config) -> EchonetDevice:
@@ -54,7 +50,7 @@ class Simulator:
 
     def start(self, *options: str, at: datetime = FROZEN) -> Config:
         """One simulator process serving the meter as of `at`; returns the config it uses."""
-        config = write_config(self.folder, "sim.yaml")
+        config = meter_site(self.folder, "sim.yaml")
         errfile = self.folder / f"sim-{len(self.procs)}.err"
         with open(errfile, "w") as err:
             proc = subprocess.Popen(

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from energy_pipeline.config import Config, load_config
+from energy_pipeline.config import Config
 from energy_pipeline.lake.files import atomic_write_json, atomic_write_parquet
 from energy_pipeline.lake.layout import RAW_READINGS, hour_dir, status_path
 from energy_pipeline.readings import RAW_SCHEMA
+from energy_pipeline_tests.kit.sites import load_site
 
 Row = tuple[datetime, str, str, float]
 
@@ -30,22 +31,23 @@ points:
 
 def site(tmp_path: Path, tz: str = "Europe/Berlin", extra: str = "", interval: int = 60) -> Config:
     """A site with two metered devices on the test profile, data under tmp_path/data."""
-    (tmp_path / "meter.yaml").write_text(PROFILE)
-    devices = "".join(
-        f"""  - id: {dev}
-    driver: modbus
-    profile: meter.yaml
-    connection: {{transport: tcp, host: 127.0.0.1, port: 15020}}
-    interval: {interval}
-"""
+    devices = [
+        {
+            "id": dev,
+            "driver": "modbus",
+            "profile": "meter.yaml",
+            "connection": {"transport": "tcp", "host": "127.0.0.1", "port": 15020},
+            "interval": interval,
+        }
         for dev in ("m1", "m2")
+    ]
+    return load_site(
+        tmp_path,
+        devices,
+        site={"name": "test", "timezone": tz, "country": "DE"},
+        profiles={"meter.yaml": PROFILE},
+        extra=extra,
     )
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        f"site: {{name: test, timezone: {tz}, country: DE}}\n"
-        f"storage: {{data_dir: data}}\ndevices:\n{devices}{extra}"
-    )
-    return load_config(path)
 
 
 def table(rows: Iterable[Row]) -> pa.Table:

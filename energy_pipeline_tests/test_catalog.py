@@ -15,7 +15,7 @@ import pytest
 import energy_pipeline.profiles.model as schema
 from energy_pipeline.catalog import Catalog, build_catalog
 from energy_pipeline.catalog.build import family_metrics
-from energy_pipeline.config import Config, load_config
+from energy_pipeline.config import Config
 from energy_pipeline.drivers.luxtronik.decode import layout
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.metrics import ReadingsText
@@ -26,6 +26,7 @@ from energy_pipeline.profiles.echonet_names import METRICS as ECHONET_METRICS
 from energy_pipeline.profiles.luxtronik_names import Vector, defined_count
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline.transforms.minute import compute_minutes
+from energy_pipeline_tests.kit.sites import load_site
 from energy_pipeline_tests.lakedata import write_raw
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -33,24 +34,28 @@ T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 
 
 def _every_family_site(tmp_path: Path) -> Config:
-    modbus = "".join(
-        f"  - {{id: mb_{name}, driver: modbus, profile: {name},\n"
-        f"     connection: {{transport: tcp, host: 127.0.0.1, port: {15020 + i}}}}}\n"
+    modbus = [
+        {
+            "id": f"mb_{name}",
+            "driver": "modbus",
+            "profile": name,
+            "connection": {"transport": "tcp", "host": "127.0.0.1", "port": 15020 + i},
+        }
         for i, name in enumerate(builtin_profiles())
+    ]
+    lux = {"id": "lux1", "driver": "luxtronik", "connection": {"host": "127.0.0.1", "port": 8889}}
+    meter = {
+        "id": "meter1",
+        "driver": "echonet_broute",
+        "connection": {"serial_port": "data/meter1.tty"},
+        "credentials": {"rbid": "00112233445566778899AABBCCDDEEFF", "password": "0123456789AB"},
+    }
+    return load_site(
+        tmp_path,
+        [*modbus, lux, meter],
+        site={"name": "all", "timezone": "Europe/Berlin"},
+        extra="outputs:\n  mqtt: {host: 127.0.0.1}\n",
     )
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        "site: {name: all, timezone: Europe/Berlin}\n"
-        "storage: {data_dir: data}\n"
-        "outputs:\n  mqtt: {host: 127.0.0.1}\n"
-        f"devices:\n{modbus}"
-        "  - {id: lux1, driver: luxtronik, connection: {host: 127.0.0.1, port: 8889}}\n"
-        "  - id: meter1\n"
-        "    driver: echonet_broute\n"
-        "    connection: {serial_port: data/meter1.tty}\n"
-        "    credentials: {rbid: 00112233445566778899AABBCCDDEEFF, password: 0123456789AB}\n"
-    )
-    return load_config(path)
 
 
 def _reported(config: Config) -> dict[str, tuple[str, ...]]:
@@ -163,14 +168,18 @@ models:
 
 
 def test_catalog_and_minutes_for_an_hpmanager_model(tmp_path: Path) -> None:
-    (tmp_path / "registers.yml").write_text(HPMANAGER)
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        "site: {name: hp, timezone: Europe/Berlin}\nstorage: {data_dir: data}\ndevices:\n"
-        "  - {id: hp1, driver: modbus, profile: 'registers.yml#big',\n"
-        "     connection: {transport: tcp, host: 127.0.0.1, port: 15020}}\n"
+    hp1 = {
+        "id": "hp1",
+        "driver": "modbus",
+        "profile": "registers.yml#big",
+        "connection": {"transport": "tcp", "host": "127.0.0.1", "port": 15020},
+    }
+    config = load_site(
+        tmp_path,
+        [hp1],
+        site={"name": "hp", "timezone": "Europe/Berlin"},
+        profiles={"registers.yml": HPMANAGER},
     )
-    config = load_config(path)
     catalog = build_catalog(config)
     device = catalog.devices["hp1"]
     assert (device.manufacturer, device.model) == ("Acme", "big")

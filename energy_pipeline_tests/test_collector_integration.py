@@ -12,8 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,16 +23,17 @@ from energy_pipeline_tests.collector_support import (
     acked,
     collector,
     collector_site,
+    fill,
     janitza,
     read_lake,
     status,
     wait_for,
 )
 from energy_pipeline_tests.conftest import run_cli
-from energy_pipeline_tests.kit.ports import free_ports
+from energy_pipeline_tests.kit.ports import free_ports, taken_port
 from energy_pipeline_tests.kit.sims import simulators
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # collector processes, kill -9, restarts
 
 
 def polls_frame(data_dir: Path) -> pd.DataFrame:
@@ -92,23 +91,17 @@ def test_kill_9_ten_times_loses_and_duplicates_nothing(tmp_path):
 
 
 def test_a_device_that_never_answers_does_not_delay_the_others(tmp_path):
-    mute = socket.socket()
-    mute.bind(("127.0.0.1", 0))
-    mute.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
     ports = free_ports(2)
     devices = [janitza("umg1", ports[0]), janitza("umg2", ports[1])]
-    devices.append(janitza("mute", mute.getsockname()[1]))
-    config = collector_site(tmp_path, devices)
     data = tmp_path / "data"
-    try:
-        with simulators(collector_site(tmp_path / "sim", devices[:2])):
+    with taken_port() as mute:
+        config = collector_site(tmp_path, [*devices, janitza("mute", mute)])
+        with simulators(collector_site(tmp_path / "sim", devices)):
             proc = collector(config, tmp_path / "collector.log")
             wait_for(lambda: len(acked(data, proc.pid)) == 2, 30, "healthy devices up")
             time.sleep(5)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
-    finally:
-        mute.close()
     polls = polls_frame(data)
     for dev in ("umg1", "umg2"):
         mine = polls[polls.device_id == dev].sort_values("ts")
@@ -124,40 +117,6 @@ def test_a_device_that_never_answers_does_not_delay_the_others(tmp_path):
     assert doc["devices"]["mute"]["state"] == "down"
     assert doc["devices"]["mute"]["last_error_kind"] == "timeout"
     assert doc["devices"]["umg1"]["missed_ticks"] == 0
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MB tmpfs: filling it really makes write(2) fail with ENOSPC."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        if os.environ.get("REQUIRE_EXTERNAL") == "1":
-            pytest.fail(f"cannot mount a tmpfs: {done.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with open(filler, "wb") as fh:
-        chunk = b"\0" * 65536
-        try:
-            while True:
-                fh.write(chunk)
-                fh.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def test_a_full_data_directory_loses_nothing_once_space_returns(tmp_path, small_disk):

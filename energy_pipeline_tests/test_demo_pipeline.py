@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from energy_pipeline_tests.conftest import REPO, run_cli
 from energy_pipeline_tests.kit.ports import free_port
+
+pytestmark = pytest.mark.slow  # the whole demo, every part a process
 
 
 def test_headless_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:

@@ -30,9 +30,9 @@ from energy_pipeline_tests.echonet_support import (
     Simulator,
     driver_for,
     meter_device,
+    meter_site,
     run_simulator,
     state_path,
-    write_config,
 )
 
 T1 = datetime(2026, 3, 9, 14, 40, tzinfo=UTC)  # 23:40 in Tokyo
@@ -90,13 +90,14 @@ def model_of(config: Config, offset_kwh: float = 0.0) -> MeterModel:
     return meter_model(meter_device(config), config, DongleOptions(offset_kwh=offset_kwh))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", [False, True], ids=["plain", "counter-wraps-in-the-gap"])
 def test_a_gap_across_midnight_is_backfilled_with_the_models_values(
     sim: Simulator, wrap: bool
 ) -> None:
     offset = 0.0
     if wrap:  # the 7-digit counter passes 10^7 at 00:25, between the missed slots
-        plain = model_of(write_config(sim.folder, "sim.yaml"))
+        plain = model_of(meter_site(sim.folder, "sim.yaml"))
         modulus_kwh = plain.scale.modulus * plain.scale.kwh_per_count
         offset = modulus_kwh - plain.energy_kwh(T1 + timedelta(minutes=45))
     options = ("--offset-kwh", repr(offset))
@@ -130,6 +131,7 @@ def test_a_gap_across_midnight_is_backfilled_with_the_models_values(
     assert after.valid_values() == model.values_at(T2)
 
 
+@pytest.mark.slow
 def test_a_long_outage_is_caught_up_a_few_days_per_poll(sim: Simulator) -> None:
     config = sim.start(at=T1)
     model = model_of(config)
@@ -159,6 +161,7 @@ def test_a_long_outage_is_caught_up_a_few_days_per_poll(sim: Simulator) -> None:
     assert {**first, **second} == model_rows(model, slots_between(T1, t3))
 
 
+@pytest.mark.slow
 def test_a_restart_backfills_from_the_state_file(sim: Simulator) -> None:
     config = sim.start(at=T1)
     model = model_of(config)

@@ -38,9 +38,9 @@ from energy_pipeline_tests.echonet_support import (
     Simulator,
     driver_for,
     meter_device,
+    meter_site,
     run_simulator,
     state_path,
-    write_config,
 )
 
 
@@ -126,7 +126,7 @@ def test_failed_scans_are_retried_and_a_restart_skips_the_scan(
 
 
 def test_scan_duration_keeps_growing_across_polls(sim: Simulator) -> None:
-    config = write_config(sim.folder, "driver.yaml", retries=0)
+    config = meter_site(sim.folder, "driver.yaml", retries=0)
     sim.start("--fail-scans", "1")
     driver = driver_for(config)
 
@@ -158,7 +158,7 @@ def test_wrong_credentials_are_a_typed_error_without_the_secret(
     sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim.start()
-    config = write_config(sim.folder, "driver.yaml", password=WRONG_PASSWORD, retries=1)
+    config = meter_site(sim.folder, "driver.yaml", password=WRONG_PASSWORD, retries=1)
     sleeps: list[float] = []
     driver = driver_for(config, sleep=sleeps.append)
     with pytest.raises(DeviceConnectionError, match="EVENT 24") as err:
@@ -177,6 +177,7 @@ def test_session_expiry_reauthenticates_without_losing_a_poll(
     assert "EVENT 29" in caplog.text and "re-authenticating" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "every"),
     # A truncated binary datagram swallows the bytes after it (its length says so), so the
@@ -237,7 +238,7 @@ def test_a_vanishing_dongle_is_reopened_and_rejoined_without_a_scan(
 
 
 def test_a_missing_port_is_a_connection_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "driver.yaml")
+    config = meter_site(tmp_path, "driver.yaml")
     with pytest.raises(DeviceConnectionError, match="cannot open the serial port: No such file"):
         read_n(driver_for(config))
 
@@ -250,7 +251,7 @@ def test_a_port_held_by_another_process_is_busy(sim: Simulator) -> None:
 
 
 def test_counter_wrap_is_unwrapped_and_remembered(sim: Simulator) -> None:
-    config = write_config(sim.folder, "driver.yaml")
+    config = meter_site(sim.folder, "driver.yaml")
     model = meter_model(meter_device(config), config, DongleOptions())
     modulus_kwh = model.scale.modulus * model.scale.kwh_per_count
     offset = modulus_kwh - model.energy_kwh(FROZEN) + 1.05
@@ -287,7 +288,7 @@ def test_history_day_gives_the_meters_half_hour_readings(sim: Simulator) -> None
 
 
 def test_a_silent_dongle_times_out_without_blocking_the_event_loop(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "driver.yaml")
+    config = meter_site(tmp_path, "driver.yaml")
     link = config.resolve(meter_device(config).connection.serial_port)
     link.parent.mkdir(parents=True)
     master, slave = os.openpty()

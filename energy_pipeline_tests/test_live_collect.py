@@ -13,9 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
 from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.live_support import Mosquitto, Subscriber
+
+pytestmark = pytest.mark.slow  # collector, simulators and a broker as processes
 
 SITE = """\
 site: {{name: e2e, timezone: UTC}}

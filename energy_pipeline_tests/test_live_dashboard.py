@@ -7,6 +7,8 @@ import asyncio
 import re
 from pathlib import Path
 
+import pytest
+
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.state import StandaloneDevice, StandaloneState
 from energy_pipeline_tests.conftest import require_program
@@ -39,6 +41,7 @@ async def chromium(program: str, profile: Path, *args: str) -> bytes:
     return out
 
 
+@pytest.mark.slow
 def test_dashboard_renders_values_alarms_and_chart(tmp_path: Path) -> None:
     program = require_program("chromium")
     config = ups_site(tmp_path, "outputs:\n  http: {port: 0, token: dash-token-1}\n")

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from energy_pipeline.catalog import build_catalog
-from energy_pipeline.config import load_config
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.alerts import site_rules
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.state import StandaloneState
+from energy_pipeline_tests.kit.sites import load_site
 from energy_pipeline_tests.live_support import Clock, ok, ups_site
 
-UPS_SITE = """\
-devices:
+UPS_DEVICES = """
   - id: ups1
     driver: modbus
     profile: must_ep20
@@ -26,9 +25,7 @@ devices:
 
 
 def test_must_ep20_ships_the_ups_seed_alarms(tmp_path: Path) -> None:
-    path = tmp_path / "site.yaml"
-    path.write_text(UPS_SITE)
-    config = load_config(path)
+    config = load_site(tmp_path, UPS_DEVICES)
     rules = {
         (d, r.metric, r.op, r.threshold)
         for d, r in site_rules(config, build_catalog(config).devices)

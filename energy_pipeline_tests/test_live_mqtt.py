@@ -205,6 +205,7 @@ def test_stalled_broker_fills_only_our_bounded_queue(
     asyncio.run(main())
 
 
+@pytest.mark.slow
 def test_last_will_marks_a_killed_collector_offline(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
@@ -241,6 +242,7 @@ def test_last_will_marks_a_killed_collector_offline(
         child.wait()
 
 
+@pytest.mark.slow
 def test_tls_and_password_against_a_secured_broker(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

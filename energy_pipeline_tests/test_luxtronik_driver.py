@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -29,6 +27,9 @@ from energy_pipeline.drivers.luxtronik import protocol
 from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
 from energy_pipeline.readings import Sample
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sims import simulators
+from energy_pipeline_tests.kit.sites import write_site
 
 READINGS = 1126 + 251 + 355 - 5 + 30
 """The library's known values less five text attributes, plus the simulator's 10 extra
@@ -145,13 +146,12 @@ def test_a_server_that_accepts_and_never_answers_times_out(sim: SimProcess) -> N
 
 
 def test_nothing_listening_is_a_connection_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(DeviceConnectionError, match=f"127.0.0.1:{port}: Connection refused"):
         read(driver(port))
 
 
+@pytest.mark.slow
 def test_the_driver_reconnects_after_the_server_restarts() -> None:
     first = SimProcess()
     drv = driver(first.port, timeout=1.0)
@@ -230,36 +230,20 @@ def test_any_wire_bytes_give_a_sample_or_a_device_error(prefix: bytes, tail: byt
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_simulate_and_poll_once_show_the_heat_pump(tmp_path: Path) -> None:
     """The user's path: `simulate` in one process, `poll-once --json` in another."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = tmp_path / "site.yaml"
-    config.write_text(
-        "site: {name: plant-a, timezone: Europe/Berlin}\n"
-        "devices:\n"
-        f"  - {{id: lux1, driver: luxtronik, connection: {{host: 127.0.0.1, port: {port}}}}}\n"
+    port = free_port()
+    config = write_site(
+        tmp_path,
+        [{"id": "lux1", "driver": "luxtronik", "connection": {"host": "127.0.0.1", "port": port}}],
     )
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "energy_pipeline", "simulate", "--config", str(config), "--json"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=cli_env(),
-    )
-    try:
-        assert sim.stdout is not None
-        ready = json.loads(sim.stdout.readline())
-        assert ready["endpoints"] == [f"lux1: luxtronik tcp 127.0.0.1:{port}"]
+    with simulators(config) as endpoints:
+        assert endpoints == [f"lux1: luxtronik tcp 127.0.0.1:{port}"]
         result = run_cli("poll-once", "--config", str(config), "--json")
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
     assert result.returncode == 0, result.stderr
     (device,) = json.loads(result.stdout)
     assert device["device_id"] == "lux1" and device["ok"] is True
     assert len(device["values"]) == READINGS
     assert 15.0 < device["values"]["ID_WEB_Temperatur_TVL"] < 60.0
     assert device["attributes"]["ID_WEB_SoftStand"] == "V3.88.0"
-    assert sim.returncode == 0

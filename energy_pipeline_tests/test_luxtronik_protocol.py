@@ -63,6 +63,7 @@ def test_encoder_refuses_values_that_do_not_fit() -> None:
         protocol.encode_response(3005, np.array([200]))
 
 
+@pytest.mark.slow
 @given(commands, st.binary(max_size=2048))
 @settings(max_examples=400, deadline=None)
 def test_any_bytes_parse_to_a_frame_or_a_frame_error(command: int, data: bytes) -> None:

@@ -25,6 +25,8 @@ from energy_pipeline_tests.modbus_support import (
     tcp_server,
 )
 
+pytestmark = pytest.mark.slow  # every test runs the CLI in child processes
+
 PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profiles"
 UPS_VALUES = sample_values(load_profile("must_ep20", PROFILES))
 

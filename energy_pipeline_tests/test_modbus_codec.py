@@ -137,6 +137,7 @@ def point_maps(draw: st.DrawFn) -> tuple[list[Point], list[int], list[object]]:
     return points, positions, values
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(point_maps())
 def test_block_decoder_matches_point_decoder(case: tuple[list[Point], list[int], list]) -> None:

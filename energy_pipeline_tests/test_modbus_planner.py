@@ -85,6 +85,7 @@ def maps(draw: st.DrawFn) -> tuple[list[Point], list[AddressRange], list[Address
     return points, forbidden, allowed, draw(st.integers(0, 124))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(maps())
 def test_any_map_is_covered_within_every_rule(case: tuple) -> None:

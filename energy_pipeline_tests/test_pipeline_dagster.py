@@ -27,6 +27,8 @@ from energy_pipeline.transforms.timegrid import day_window
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.lakedata import site, write_raw, write_status
 
+pytestmark = pytest.mark.slow  # real Dagster runs, one through the dagster CLI
+
 BERLIN = ZoneInfo("Europe/Berlin")
 E = "energy_active_import_total"
 P = "power_active_total"
@@ -54,13 +56,13 @@ def lake(tmp_path: Path):
     return config
 
 
-def _run(config, selection, **kwargs) -> dg.ExecuteInProcessResult:
+def _run(instance, config, selection, **kwargs) -> dg.ExecuteInProcessResult:
     mp, dp = minute_partitions(config, NOW), daily_partitions(config)
     return dg.materialize(
         build_assets(config, mp, dp),
         selection=selection,
         resources={"site": EnergySite(config_path=str(config.path))},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         **kwargs,
     )
 
@@ -90,9 +92,9 @@ def test_definitions_load_and_validate(lake) -> None:
     assert defs.get_sensor_def("sealed_minutes_sensor").default_status.value == "RUNNING"
 
 
-def test_minute_range_in_one_run_and_rerun_changes_nothing(lake) -> None:
+def test_minute_range_in_one_run_and_rerun_changes_nothing(lake, dagster_instance) -> None:
     tags = _range_tags(lake, T0, T0 + timedelta(minutes=90))
-    result = _run(lake, [MINUTE_READINGS], tags=tags)
+    result = _run(dagster_instance, lake, [MINUTE_READINGS], tags=tags)
     assert result.success
     mats = result.asset_materializations_for_node(MINUTE_READINGS)
     assert len(mats) == 90  # one event per minute partition, one run, one query
@@ -108,20 +110,20 @@ def test_minute_range_in_one_run_and_rerun_changes_nothing(lake) -> None:
     first = _minute_rows(lake)
     energy = [r for r in first if r["device_id"] == "m1" and r["metric"] == E]
     assert [r["delta"] for r in energy[:2]] == [2.0, 3.0]  # no previous value before T0
-    assert _run(lake, [MINUTE_READINGS], tags=tags).success
+    assert _run(dagster_instance, lake, [MINUTE_READINGS], tags=tags).success
     assert _minute_rows(lake) == first
 
     # a partial re-run inside an hour replaces only its own minutes
     inner = _range_tags(lake, T0 + timedelta(minutes=20), T0 + timedelta(minutes=30))
-    assert _run(lake, [MINUTE_READINGS], tags=inner).success
+    assert _run(dagster_instance, lake, [MINUTE_READINGS], tags=inner).success
     assert _minute_rows(lake) == first
 
 
-def test_daily_partition_uses_minutes_and_rerun_is_identical(lake) -> None:
+def test_daily_partition_uses_minutes_and_rerun_is_identical(lake, dagster_instance) -> None:
     tags = _range_tags(lake, T0, T0 + timedelta(minutes=90))
-    assert _run(lake, [MINUTE_READINGS], tags=tags).success
+    assert _run(dagster_instance, lake, [MINUTE_READINGS], tags=tags).success
     selection = [DAILY_READINGS, "daily_device_summary", "forecast_features", "csv_exports"]
-    result = _run(lake, selection, partition_key=DAY.isoformat())
+    result = _run(dagster_instance, lake, selection, partition_key=DAY.isoformat())
     assert result.success
     (mat,) = result.asset_materializations_for_node(DAILY_READINGS)
     assert mat.metadata["hours_from_minute_readings"].value == 2
@@ -137,17 +139,19 @@ def test_daily_partition_uses_minutes_and_rerun_is_identical(lake) -> None:
         hour_dir(lake.data_dir, "daily_device_summary", DAY_START) / "data.parquet"
     ).to_pylist()
     assert summary[0]["energy"] == 90 * 3 - 1 and summary[0]["minutes_present"] == 90
-    assert _run(lake, selection, partition_key=DAY.isoformat()).success
+    assert _run(dagster_instance, lake, selection, partition_key=DAY.isoformat()).success
     assert pq.read_table(path).equals(first)
     assert (lake.data_dir / "exports" / f"m1_readings_{DAY.isoformat()}.csv").is_file()
 
 
-def test_dst_day_outside_the_minute_window_is_computed_from_raw(tmp_path: Path) -> None:
+def test_dst_day_outside_the_minute_window_is_computed_from_raw(
+    tmp_path: Path, dagster_instance: dg.DagsterInstance
+) -> None:
     config = site(tmp_path)
     day = date(2025, 10, 26)
     start, _ = day_window(day, BERLIN)
     write_raw(config.data_dir, _rows(start, 25 * 60, every=60), per_minute=False)
-    result = _run(config, [DAILY_READINGS], partition_key=day.isoformat())
+    result = _run(dagster_instance, config, [DAILY_READINGS], partition_key=day.isoformat())
     assert result.success
     (mat,) = result.asset_materializations_for_node(DAILY_READINGS)
     assert mat.metadata["minutes_in_day"].value == 1500
@@ -158,14 +162,16 @@ def test_dst_day_outside_the_minute_window_is_computed_from_raw(tmp_path: Path) 
     assert check.passed
 
 
-def test_sensor_advances_caps_after_downtime_and_rereads_changed_hours(lake) -> None:
+def test_sensor_advances_caps_after_downtime_and_rereads_changed_hours(
+    lake, dagster_instance: dg.DagsterInstance
+) -> None:
     defs = build_definitions(lake)
     sensor = defs.get_sensor_def("sealed_minutes_sensor")
 
-    instance = dg.DagsterInstance.ephemeral()
-
     def tick(cursor: str | None) -> dg.SensorResult:
-        return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        return sensor(
+            dg.build_sensor_context(instance=dagster_instance, cursor=cursor, definitions=defs)
+        )
 
     assert not tick(None).run_requests  # no collector status yet
     mp = minute_partitions(lake, NOW)
@@ -288,7 +294,9 @@ def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
-def test_upkeep_job_compacts_sealed_hours_and_applies_retention(tmp_path: Path) -> None:
+def test_upkeep_job_compacts_sealed_hours_and_applies_retention(
+    tmp_path: Path, dagster_instance: dg.DagsterInstance
+) -> None:
     config = site(
         tmp_path, extra="pipeline: {raw_retention_days: 400, compaction_grace_hours: 1}\n"
     )
@@ -297,9 +305,7 @@ def test_upkeep_job_compacts_sealed_hours_and_applies_retention(tmp_path: Path) 
     write_raw(config.data_dir, _rows(T0, 3))
     write_status(config.data_dir, T0 + timedelta(hours=3))
     defs = build_definitions(config)
-    result = defs.resolve_job_def("upkeep_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral()
-    )
+    result = defs.resolve_job_def("upkeep_job").execute_in_process(instance=dagster_instance)
     assert result.success
     raw = config.data_dir / RAW_READINGS
     assert not (raw / f"date={old:%Y-%m-%d}").exists()  # past raw_retention_days

@@ -134,6 +134,7 @@ def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sensor_and_ui_backfill_run_through_the_daemon_on_postgres(tmp_path, monkeypatch):
     config = site(tmp_path, extra="pipeline: {sensor_interval_seconds: 30}\n")

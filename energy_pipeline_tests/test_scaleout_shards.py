@@ -30,7 +30,7 @@ from energy_pipeline_tests.conftest import REPO, cli_env
 from energy_pipeline_tests.kit.ports import free_ports
 from energy_pipeline_tests.netns_support import netns_host
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # shards in network namespaces
 SHARDS = {"shard-a": ("m1", "m2"), "shard-b": ("m3", "m4")}
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,10 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
-from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.ports import free_port, taken_port
 from energy_pipeline_tests.kit.sites import write_site
+
+pytestmark = pytest.mark.slow  # every test runs the simulators or the demo in child processes
 
 
 def devices(port: int) -> str:
@@ -66,10 +67,7 @@ def test_simulate_serves_until_sigterm_then_exits_0_and_removes_its_links(tmp_pa
 
 
 def test_simulate_reports_a_busy_port_with_exit_1(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with taken_port() as port:
         config = write_site(tmp_path, devices(port))
         result = run_cli("simulate", "--config", str(config), timeout=30)
     assert result.returncode == 1

@@ -10,37 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from energy_pipeline.config import Config, EchonetDevice, load_config
+from energy_pipeline.config import Config
 from energy_pipeline.drivers.echonet import meter as m
 from energy_pipeline.simulators import device_model, start_all
 from energy_pipeline.simulators.echonet import DongleOptions, meter_model
+from energy_pipeline_tests.echonet_support import meter_device, meter_site
 
 TS = datetime(2026, 7, 1, 3, 17, 42, tzinfo=UTC)  # 12:17:42 in Tokyo
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        "site: {name: demo, timezone: Asia/Tokyo}\n"
-        "devices:\n"
-        "  - id: meter1\n"
-        "    driver: echonet_broute\n"
-        "    connection: {serial_port: data/sim/meter1.tty}\n"
-        '    credentials: {rbid: "00112233445566778899AABBCCDDEEFF", password: "abcdefghijkl"}\n'
-    )
-    return load_config(path)
-
-
-def device(config: Config) -> EchonetDevice:
-    dev = config.device("meter1")
-    assert isinstance(dev, EchonetDevice)
-    return dev
+    return meter_site(tmp_path, "site.yaml")
 
 
 def test_values_are_deterministic_and_counters_only_grow(config: Config) -> None:
-    model = device_model(device(config), config)
-    assert model.values_at(TS) == device_model(device(config), config).values_at(TS)
+    model = device_model(meter_device(config), config)
+    assert model.values_at(TS) == device_model(meter_device(config), config).values_at(TS)
     readings = [model.values_at(TS + timedelta(minutes=7 * i)) for i in range(300)]
     cumulative = [r["cumulative_power_kwh"] for r in readings]
     assert all(b >= a for a, b in itertools.pairwise(cumulative))
@@ -49,7 +35,7 @@ def test_values_are_deterministic_and_counters_only_grow(config: Config) -> None
 
 
 def test_energy_over_an_hour_matches_the_power_it_reports(config: Config) -> None:
-    model = meter_model(device(config), config, DongleOptions(unit_code=0x03))
+    model = meter_model(meter_device(config), config, DongleOptions(unit_code=0x03))
     start, end = TS, TS + timedelta(hours=1)
     used = (
         model.values_at(end)["cumulative_power_kwh"]
@@ -60,7 +46,7 @@ def test_energy_over_an_hour_matches_the_power_it_reports(config: Config) -> Non
 
 
 def test_half_hour_values_come_from_the_last_local_boundary(config: Config) -> None:
-    values = device_model(device(config), config).values_at(TS)
+    values = device_model(meter_device(config), config).values_at(TS)
     boundary = datetime(2026, 7, 1, 3, 0, tzinfo=UTC)  # 12:00 Tokyo
     assert values["historical_timestamp"] == boundary.timestamp()
     assert values["recent_30min_timestamp"] == boundary.timestamp()
@@ -69,7 +55,7 @@ def test_half_hour_values_come_from_the_last_local_boundary(config: Config) -> N
 
 
 def test_history_matches_the_model_and_marks_future_slots(config: Config) -> None:
-    model = device_model(device(config), config)
+    model = device_model(meter_device(config), config)
     day, slots = m.history(model.property(m.EPC_HISTORY, TS, 0) or b"")
     assert day == 0
     assert m.newest_slot(slots) == 24  # 12:00
@@ -83,8 +69,8 @@ def test_history_matches_the_model_and_marks_future_slots(config: Config) -> Non
 def test_property_map_leaves_out_an_unused_coefficient(config: Config) -> None:
     from energy_pipeline.drivers.echonet import frame as el
 
-    plain = device_model(device(config), config)
-    scaled = meter_model(device(config), config, DongleOptions(coefficient=10))
+    plain = device_model(meter_device(config), config)
+    scaled = meter_model(meter_device(config), config, DongleOptions(coefficient=10))
     assert m.EPC_COEFFICIENT not in el.property_map(plain.property(m.EPC_GET_MAP, TS, 0) or b"")
     assert plain.property(m.EPC_COEFFICIENT, TS, 0) is None
     assert m.EPC_COEFFICIENT in el.property_map(scaled.property(m.EPC_GET_MAP, TS, 0) or b"")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import struct
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +15,7 @@ from energy_pipeline.drivers.luxtronik.decode import decode
 from energy_pipeline.drivers.luxtronik.driver import LuxtronikDriver
 from energy_pipeline.simulators import SimulatorError
 from energy_pipeline.simulators.luxtronik import HeatPumpModel, LuxtronikServer, device_model, start
+from energy_pipeline_tests.kit.ports import free_port, taken_port
 
 COUNTERS = (
     "ID_WEB_Zaehler_BetrZeitVD1",
@@ -96,9 +96,7 @@ def test_a_cold_day_runs_the_compressor_longer_and_hotter() -> None:
 
 
 def test_the_server_refuses_writes_and_keeps_serving() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        cfg = config(sock.getsockname()[1])
+    cfg = config(free_port())
 
     async def go() -> tuple[bytes, list[str], int]:
         async with contextlib.AsyncExitStack() as stack:
@@ -128,10 +126,8 @@ def test_plausible_ranges(ts: datetime) -> None:
 
 
 def test_a_busy_port_is_a_simulator_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        cfg = config(sock.getsockname()[1])
+    with taken_port() as port:
+        cfg = config(port)
 
         async def go() -> None:
             async with contextlib.AsyncExitStack() as stack:

@@ -80,6 +80,7 @@ def test_models_are_deterministic_across_instances(site: Site, tmp_path: Path) -
     assert a["umg509"].values_at(ts) != a["umg509"].values_at(ts + timedelta(seconds=1))
 
 
+@pytest.mark.slow
 def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
     m = site["ups1"]
     day = [m.values_at(ts) for ts in instants(T0, 86_400, 30)]
@@ -110,6 +111,7 @@ def test_ups_runs_on_battery_sometimes_and_recharges(site: Site) -> None:
     assert np.all(np.abs(percent - load / 10) <= 0.55)
 
 
+@pytest.mark.slow
 def test_heat_pump_cycles_and_follows_the_outdoor_curve(site: Site, tmp_path: Path) -> None:
     m = site["hp"]
     weather = SiteWeather.of(load_site(tmp_path / "w", "  []\n"))

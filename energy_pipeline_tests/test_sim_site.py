@@ -43,6 +43,7 @@ def test_weekend_office_hours_are_quieter_than_weekdays() -> None:
     assert weekend < 0.8 * weekday
 
 
+@pytest.mark.slow
 def test_noise_is_continuous_in_time() -> None:
     curve = site.load_curve(3, TZ)
     t = np.arange(0.0, 86_400.0, 1.0) + site.seconds_since_epoch(WEDNESDAY)

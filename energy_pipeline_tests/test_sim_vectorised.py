@@ -114,6 +114,7 @@ def test_vectorised_rows_equal_values_at_at_random_instants(site, device_id, mic
     assert_rows_equal(site[device_id], epoch_s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device_id", ARRAY_MODELS)
 def test_a_whole_day_at_poll_interval_equals_values_at(site, device_id) -> None:
     """The history's own case: one call per device-day, instants on the poll grid."""
@@ -121,6 +122,7 @@ def test_a_whole_day_at_poll_interval_equals_values_at(site, device_id) -> None:
     assert_rows_equal(site[device_id], instants(day, day + timedelta(days=1), 15))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device_id", ARRAY_MODELS)
 def test_counters_only_grow_across_day_chunks(site, device_id) -> None:
     model = site[device_id]

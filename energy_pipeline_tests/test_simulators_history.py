@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from energy_pipeline.lake.seal import earliest_other_minute
 from energy_pipeline.simulators.history import instants
 from energy_pipeline_tests.collector_support import collector_site, janitza, read_lake
@@ -17,6 +19,7 @@ def test_instants_are_aligned_and_half_open():
     assert [datetime.fromtimestamp(t, UTC).second for t in ts] == [15, 30, 45, 0]
 
 
+@pytest.mark.slow
 def test_history_lands_through_the_lake_writer_idempotently(tmp_path):
     config = collector_site(tmp_path, [janitza("umg1", 15020, interval=15), janitza("umg2", 15021)])
     data = tmp_path / "data"

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from energy_pipeline.catalog import build_catalog
-from energy_pipeline.export import export_range
+from energy_pipeline.console.export import export_range
 from energy_pipeline.lake.exports import prune_exports
 from energy_pipeline.lake.layout import DAILY_READINGS, RAW_READINGS, exports_dir, hour_dir
 from energy_pipeline.lake.maintenance import compact, exchange, read_manifest

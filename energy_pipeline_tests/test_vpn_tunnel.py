@@ -19,6 +19,8 @@ from energy_pipeline_tests.collector_support import status, wait_for
 from energy_pipeline_tests.modbus_support import sample_values
 from energy_pipeline_tests.vpn_support import CLIENT_TUN_IP, SiteNet, site_net
 
+pytestmark = pytest.mark.slow  # openvpn, a Modbus server and the CLI as processes in namespaces
+
 PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profiles"
 EXPECTED = sample_values(load_profile("janitza_umg509pro", PROFILES))
 

@@ -27,6 +27,7 @@ from energy_pipeline.collector.state import CollectorState
 from energy_pipeline.collector.status import status_document
 from energy_pipeline.collector.wal import WriteAheadLog, encode_frame
 from energy_pipeline.config import Config
+from energy_pipeline.lake.disk import disk_space
 from energy_pipeline.lake.layout import state_dir
 from energy_pipeline.lake.seal import MINUTE_US, LakeWriter
 from energy_pipeline.lake.status import read_status, write_status
@@ -256,6 +257,8 @@ class Landing:
         st.pending_bytes = sum(len(u.frame) for u in self.unwritten)
         st.wal_backlog_rows = self.sealer.rows
         try:
+            space = disk_space(self.data_dir)
+            st.disk_free_bytes, st.disk_total_bytes = space.free_bytes, space.total_bytes
             st.wal_backlog_bytes = self.wal.disk_bytes()
             write_status(self.data_dir, status_document(st))
         except OSError as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from energy_pipeline.collector.backoff import Backoff
+from energy_pipeline.collector.heartbeat import Heartbeat, watch
 from energy_pipeline.collector.landing import Landing, utc
 from energy_pipeline.collector.lock import CollectorLock
 from energy_pipeline.collector.routes import Routes, RoutesFactory
@@ -38,6 +39,7 @@ from energy_pipeline.collector.scheduler import (
 from energy_pipeline.collector.state import CollectorState, DeviceState
 from energy_pipeline.config import Config, Device
 from energy_pipeline.drivers.base import DeviceError, Driver
+from energy_pipeline.ops.notify import STOPPING, Notifier, message, watchdog_interval
 from energy_pipeline.readings import PollOutcome
 from energy_pipeline.sinks import OutcomeSink
 
@@ -124,11 +126,13 @@ class CollectorService:
         self._late: list[PollOutcome] = []
         self._open_ticks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self.heartbeat = Heartbeat()
 
     # -- life cycle -----------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask the service to finish the current tick, seal and return (signal-handler safe)."""
+        self.heartbeat.stopping = True
         self._stopping.set()
 
     async def run(self) -> None:
@@ -215,6 +219,7 @@ class CollectorService:
         try:
             while not self._stopping.is_set():
                 instant, _ = next_due(self.groups, self.clock.time())
+                self.heartbeat.due(instant)
                 sleeper = asyncio.ensure_future(sleep_until(self.clock, instant))
                 await asyncio.wait({sleeper, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if self._stopping.is_set():
@@ -262,6 +267,7 @@ class CollectorService:
         if self._late:
             self._ready.extend(self._late)
             self._late = []
+        self.heartbeat.hand(self.clock.time())
         self._ready_event.set()
 
     async def _work(self, worker: Worker) -> None:
@@ -311,6 +317,7 @@ class CollectorService:
             self._note(worker, outcome, ts, started, finished)
             if not tick.arrive(outcome):
                 self._late.append(outcome)
+                self.heartbeat.hand(self.clock.time())
                 self._ready_event.set()
 
     async def _close_quietly(self, worker: Worker) -> None:
@@ -379,6 +386,7 @@ class CollectorService:
     async def _commit_once(self) -> None:
         """Stage what is ready and persist it; callers hold `_commit_lock` (one writer)."""
         self._ready_event.clear()
+        mark = self.heartbeat.handed
         outcomes, self._ready = self._ready, []
         if self._late:
             outcomes.extend(self._late)
@@ -387,6 +395,7 @@ class CollectorService:
             self.landing.stage(outcomes)
         in_flight = [w.current_ts for w in self.workers.values() if w.current_ts is not None]
         await asyncio.to_thread(self.landing.persist, min(in_flight, default=None))
+        self.heartbeat.took(mark, self.clock.time())
         if not (self.sinks and outcomes):
             return
         by_instant: dict[datetime, list[PollOutcome]] = {}
@@ -409,7 +418,10 @@ def run_collect(
     sink_factory: SinkFactory | None = None,
     routes_factory: RoutesFactory | None = None,
 ) -> int:
-    """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0."""
+    """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0.
+
+    Under systemd (`NOTIFY_SOCKET` set) it reports READY, watchdog pings and STOPPING.
+    """
     from energy_pipeline.collector.lock import CollectorRunning
     from energy_pipeline.drivers.registry import build_drivers
     from energy_pipeline.lake.device_state import StateFiles
@@ -423,11 +435,30 @@ def run_collect(
     if sink_factory is not None:
         service.sinks.extend(sink_factory(config, service.state))
 
+    notifier = Notifier.from_environ()
+
+    def stop() -> None:
+        if notifier is not None:
+            notifier.send(message(STOPPING))
+        service.stop()
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop)
-        await service.run()
+            loop.add_signal_handler(sig, stop)
+        if notifier is None:
+            await service.run()
+            return
+        interval = watchdog_interval(os.environ, os.getpid())
+        watchdog = asyncio.create_task(
+            watch(service.heartbeat, service.state, notifier, interval, service.clock)
+        )
+        try:
+            await service.run()
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+            notifier.close()
 
     try:
         asyncio.run(main())

@@ -74,3 +74,5 @@ class CollectorState:
     readings_acknowledged: int = 0
     storage_error: str | None = None
     updated_at: datetime | None = None
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from energy_pipeline.collector.state import CollectorState, TunnelState
+from energy_pipeline.config import Config
 from energy_pipeline.lake import status as lake_status
+from energy_pipeline.lake.disk import DiskSpace, human_bytes, low_space
 
 
 def tunnel_document(t: TunnelState) -> dict[str, Any]:
@@ -74,6 +76,8 @@ def status_document(state: CollectorState) -> dict[str, Any]:
         pending_rows=state.pending_rows,
         dropped_rows=state.dropped_rows,
         storage_error=state.storage_error,
+        disk_free_bytes=state.disk_free_bytes,
+        disk_total_bytes=state.disk_total_bytes,
         vpn={name: tunnel_document(t) for name, t in state.vpn.items()},
     )
 
@@ -98,8 +102,36 @@ def collector_statuses(data_dir: Path) -> list[dict[str, Any]]:
     return docs
 
 
-def render(docs: list[dict[str, Any]]) -> str:
-    lines: list[str] = []
+def retention(config: Config) -> dict[str, int | None]:
+    """Days each part of the lake is kept (None: forever), as `pipeline:` sets them."""
+    p = config.pipeline
+    return {
+        "raw_days": p.raw_retention_days,
+        "minute_days": p.minute_retention_days,
+        "export_days": p.export_retention_days,
+        "dagster_run_days": p.run_history_days,
+    }
+
+
+def disk_alert(config: Config, doc: dict[str, Any]) -> str | None:
+    free, total = doc.get("disk_free_bytes"), doc.get("disk_total_bytes")
+    if not isinstance(free, int) or not isinstance(total, int):
+        return None
+    limits = config.alerts.disk
+    return low_space(DiskSpace(free, total), limits.min_free_percent, limits.min_free_gb)
+
+
+def _days(value: int | None) -> str:
+    return "forever" if value is None else f"{value} days"
+
+
+def render(docs: list[dict[str, Any]], config: Config) -> str:
+    kept = retention(config)
+    lines: list[str] = [
+        f"lake {config.data_dir}: raw kept {_days(kept['raw_days'])}, minute_readings "
+        f"{_days(kept['minute_days'])}, exports {_days(kept['export_days'])}, Dagster runs "
+        f"{_days(kept['dagster_run_days'])}"
+    ]
     for doc in docs:
         run = "running" if doc.get("running") else "not running"
         lines.append(
@@ -108,6 +140,15 @@ def render(docs: list[dict[str, Any]]) -> str:
         )
         if doc.get("storage_error"):
             lines.append(f"  STORAGE ERROR: {doc['storage_error']}")
+        if isinstance(doc.get("disk_total_bytes"), int):
+            space = DiskSpace(doc["disk_free_bytes"], doc["disk_total_bytes"])
+            line = (
+                f"  disk {human_bytes(space.free_bytes)} free of "
+                f"{human_bytes(space.total_bytes)} ({space.free_ratio:.1%})"
+            )
+            if doc.get("disk_alert"):
+                line += f"  LOW: {doc['disk_alert']}"
+            lines.append(line)
         if doc.get("wal_backlog_rows") or doc.get("pending_rows"):
             lines.append(
                 f"  unsealed rows {doc.get('wal_backlog_rows', 0)}, "
@@ -131,13 +172,18 @@ def render(docs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def show_status(data_dir: Path, as_json: bool) -> int:
-    """`energy-pipeline status`: every collector of the lake; exit 1 when there is none."""
+def show_status(config: Config, as_json: bool) -> int:
+    """`energy-pipeline status`: every collector of the lake, its free disk space against
+    `alerts.disk` and the lake's retention; exit 1 when there is no collector."""
+    data_dir = config.data_dir
     docs = collector_statuses(data_dir)
+    for doc in docs:
+        doc["disk_alert"] = disk_alert(config, doc)
+        doc["lake_retention"] = retention(config)
     if as_json:
         print(json.dumps(docs, indent=2))
     elif docs:
-        print(render(docs))
+        print(render(docs, config))
     else:
         print(f"no collector status under {data_dir / 'state'}")
     return 0 if docs else 1

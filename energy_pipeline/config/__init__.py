@@ -3,6 +3,10 @@
 Every process (CLI, collector, simulators, Dagster code server) loads the same file the same way,
 so `ENERGY_PIPELINE_CONFIG` points all of them at one site. One module per concern; this package
 re-exports the names the rest of the code uses.
+
+A bottom floor, beside `readings`, `yamlfile` and `logs`: it imports only those and `profiles`,
+because validation loads each device's profile through the one profile loader (a profile the
+config accepts is the profile the drivers and the catalog get). Nothing above it is imported.
 """
 
 from energy_pipeline.config.base import CONFIG_ENV, DEFAULT_CONFIG, DEVICE_ID_PATTERN, Strict
@@ -19,9 +23,11 @@ from energy_pipeline.config.devices import (
     ModbusTcp,
 )
 from energy_pipeline.config.loading import Config, config_path, json_schema, load_config
+from energy_pipeline.config.logsettings import LoggingSettings
 from energy_pipeline.config.outputs import (
     AlertRule,
     Alerts,
+    DiskAlert,
     FileOutput,
     HttpOutput,
     MqttOutput,
@@ -43,10 +49,12 @@ __all__ = [
     "CollectorSettings",
     "Config",
     "Device",
+    "DiskAlert",
     "EchonetConnection",
     "EchonetDevice",
     "FileOutput",
     "HttpOutput",
+    "LoggingSettings",
     "LuxtronikConnection",
     "LuxtronikDevice",
     "ModbusDevice",

@@ -22,6 +22,7 @@ from energy_pipeline.config.devices import (
     ModbusDevice,
     ModbusRtu,
 )
+from energy_pipeline.config.logsettings import LoggingSettings
 from energy_pipeline.config.outputs import Alerts, Outputs
 from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
 from energy_pipeline.config.vpn import TunnelName, VpnTunnel, vpn_problems
@@ -40,6 +41,7 @@ class Config(Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     pipeline: Pipeline = Field(default_factory=Pipeline)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     vpn: dict[TunnelName, VpnTunnel] = Field(default_factory=dict)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))

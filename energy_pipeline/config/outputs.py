@@ -145,6 +145,14 @@ class AlertRule(Strict):
         return self
 
 
+class DiskAlert(Strict):
+    """The built-in alert on the data directory's free space; either threshold raises it."""
+
+    min_free_percent: float = Field(5.0, ge=0, le=100, description="percent of the file system")
+    min_free_gb: float = Field(1.0, ge=0, description="gigabytes (10^9 bytes)")
+
+
 class Alerts(Strict):
     profile_defaults: bool = Field(True, description="use the alert rules profiles ship")
     rules: list[AlertRule] = Field(default_factory=list)
+    disk: DiskAlert = Field(default_factory=DiskAlert)

@@ -1,6 +1,6 @@
-"""Console verbs for people at a terminal: `poll-once`, `health`, `profiles`, and the process
-supervisor the demo runs its children under.
+"""Console verbs for people at a terminal: `poll-once`, `health`, `profiles`, `export` (the CSV
+files outside Dagster), and the process supervisor the demo runs its children under.
 
-The face floor: may import anything below it (drivers, lake, collector, config, profiles).
-Data goes to stdout (a table, or JSON with --json), logs to stderr.
+The face floor: may import anything below it; today drivers, lake, transforms, catalog, config,
+profiles and logs. Data goes to stdout (a table, or JSON with --json), logs to stderr.
 """

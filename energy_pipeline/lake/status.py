@@ -93,6 +93,8 @@ def status_document(
     pending_rows: int = 0,
     dropped_rows: int = 0,
     storage_error: str | None = None,
+    disk_free_bytes: int | None = None,
+    disk_total_bytes: int | None = None,
     vpn: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A collector's status document; `devices` maps id to `device_status(...)`, `vpn` tunnel
@@ -108,6 +110,8 @@ def status_document(
         "pending_rows": pending_rows,
         "dropped_rows": dropped_rows,
         "storage_error": storage_error,
+        "disk_free_bytes": disk_free_bytes,
+        "disk_total_bytes": disk_total_bytes,
         "devices": devices,
         "vpn": vpn or {},
     }

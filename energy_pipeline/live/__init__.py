@@ -1,6 +1,12 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
 /metrics, MQTT, webhook, file output and alerts. `build_sinks(config, state)` gives the
-collector its list of sinks; each takes outcomes through a non-blocking `offer`."""
+collector its list of sinks; each takes outcomes through a non-blocking `offer`.
+
+The live floor runs inside the collector's process but sits below it: the CLI hands these
+sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
+state reaches them through the `state.CollectorView` protocol. It may import catalog (what a
+metric means), config, readings and sinks; never collector, defs, simulators or dagster.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from datetime import UTC, datetime
 
 from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
-from energy_pipeline.live.alerts import AlertEngine, AlertSink, site_rules
+from energy_pipeline.live.alerts import AlertEngine, AlertSink, DiskWatch, site_rules
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.http import HttpServer
@@ -67,7 +73,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     meta = catalog.devices
     history = (out.http.history_minutes if out.http else 60) * 60.0
     store = LatestStore(meta, _chart(config, meta), history, clock)
-    alerts = AlertSink(AlertEngine(site_rules(config, meta), clock()), clock)
+    engine = AlertEngine(site_rules(config, meta), clock(), DiskWatch(config.alerts.disk))
+    alerts = AlertSink(engine, clock, disk=lambda: (state.disk_free_bytes, state.disk_total_bytes))
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
     live.metrics.dropped = live.dropped
     sinks: list[OutcomeSink] = [store, live.metrics]

@@ -4,7 +4,8 @@ that feeds it poll outcomes and a periodic tick from an injectable clock.
 A threshold rule raises once its condition has held for `for_seconds` and clears only when the
 value is past the `clear` threshold (hysteresis), so a value hovering at the limit raises once,
 not every poll. Stale rules raise when a device has not answered for `after` seconds;
-device-down rules after `failures` failed polls in a row. Every transition is one event."""
+device-down rules after `failures` failed polls in a row. Every transition is one event.
+Built in: the data directory's free space against `alerts.disk` (source `data_dir`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from energy_pipeline.catalog import DeviceMeaning
-from energy_pipeline.config import AlertRule, Config
+from energy_pipeline.config import AlertRule, Config, DiskAlert
+from energy_pipeline.lake.disk import DiskSpace, human_bytes, low_space
 from energy_pipeline.live.records import iso
 from energy_pipeline.readings import PollOutcome
 
@@ -33,6 +35,10 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 Listener = Callable[["AlertEvent"], None]
+DiskReading = Callable[[], tuple[int | None, int | None]]
+"""(free bytes, total bytes) of the data directory as the collector last measured them."""
+DISK_SOURCE = "data_dir"
+DISK_RULE = "disk free space"
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,66 @@ def site_rules(config: Config, meta: dict[str, DeviceMeaning]) -> list[tuple[str
     return pairs
 
 
+@dataclass
+class DiskWatch:
+    """The built-in low-space alert: raised below either threshold, cleared a margin above."""
+
+    limits: DiskAlert
+    severity: Literal["info", "warning", "critical"] = "critical"
+    active: bool = False
+    since: datetime | None = None
+    free_bytes: int | None = None
+    reason: str | None = None
+
+    def observe(self, free: int, total: int, now: datetime) -> list[AlertEvent]:
+        self.free_bytes = free
+        space = DiskSpace(free, total)
+        reason = low_space(
+            space, self.limits.min_free_percent, self.limits.min_free_gb, was_low=self.active
+        )
+        if (reason is not None) == self.active:
+            if reason is not None:
+                self.reason = reason
+            return []
+        self.active, self.since = reason is not None, now if reason is not None else None
+        self.reason = reason
+        detail = reason or f"{human_bytes(free)} free ({space.free_ratio:.1%}) again"
+        return [
+            AlertEvent(
+                device_id=DISK_SOURCE,
+                rule=DISK_RULE,
+                kind="disk",
+                state="raised" if self.active else "cleared",
+                severity=self.severity,
+                at=now,
+                message=detail,
+                metric="disk_free_bytes",
+                value=float(free),
+            )
+        ]
+
+    def active_doc(self) -> dict[str, Any]:
+        return {
+            "device_id": DISK_SOURCE,
+            "rule": DISK_RULE,
+            "kind": "disk",
+            "severity": self.severity,
+            "since": iso(self.since) if self.since else None,
+            "metric": "disk_free_bytes",
+            "value": self.free_bytes,
+            "threshold": None,
+            "message": self.reason or DISK_RULE,
+        }
+
+
 class AlertEngine:
-    def __init__(self, rules: Iterable[tuple[str, AlertRule]], started: datetime):
+    def __init__(
+        self,
+        rules: Iterable[tuple[str, AlertRule]],
+        started: datetime,
+        disk: DiskWatch | None = None,
+    ):
+        self.disk = disk
         self._by_device: dict[str, list[_Tracker]] = {}
         self._all: list[_Tracker] = []
         for device_id, rule in rules:
@@ -165,8 +229,14 @@ class AlertEngine:
                     self._raise(t, now, events, f"no reading for {silent:.0f} s")
         return events
 
+    def observe_disk(self, free: int | None, total: int | None, now: datetime) -> list[AlertEvent]:
+        if self.disk is None or free is None or total is None:
+            return []
+        return self.disk.observe(free, total, now)
+
     def active(self) -> list[dict[str, Any]]:
-        return [
+        disk = [self.disk.active_doc()] if self.disk is not None and self.disk.active else []
+        return disk + [
             {
                 "device_id": t.device_id,
                 "rule": t.name,
@@ -243,8 +313,10 @@ class AlertSink:
         listeners: Sequence[Listener] = (),
         tick_seconds: float = 1.0,
         history: int = 200,
+        disk: DiskReading | None = None,
     ):
         self.engine = engine
+        self.disk = disk
         self.clock = clock
         self.listeners: list[Listener] = [_log_event, *listeners]
         self.recent: deque[AlertEvent] = deque(maxlen=history)
@@ -267,7 +339,11 @@ class AlertSink:
         self._dispatch(events)
 
     def tick(self) -> None:
-        self._dispatch(self.engine.evaluate(self.clock()))
+        now = self.clock()
+        events = self.engine.evaluate(now)
+        if self.disk is not None:
+            events += self.engine.observe_disk(*self.disk(), now)
+        self._dispatch(events)
 
     async def _run(self) -> None:
         while True:

@@ -153,4 +153,18 @@ class LiveApi:
             "last_poll": iso(last) if last else None,
             "devices": states,
             "vpn": {name: t.state for name, t in self.state.vpn.items()},
+            "disk": self._disk(),
+        }
+
+    def _disk(self) -> dict[str, Any] | None:
+        """Free space of the data directory; `low` says why the built-in alert is raised."""
+        free, total = self.state.disk_free_bytes, self.state.disk_total_bytes
+        if free is None or not total:
+            return None
+        watch = self.alerts.engine.disk if self.alerts else None
+        return {
+            "free_bytes": free,
+            "total_bytes": total,
+            "free_ratio": round(free / total, 6),
+            "low": watch.reason if watch is not None and watch.active else None,
         }

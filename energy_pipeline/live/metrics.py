@@ -127,6 +127,17 @@ class _CollectorFigures:
             "Readings in the write-ahead log not yet sealed",
             state.wal_backlog_rows,
         )
+        if state.disk_free_bytes is not None and state.disk_total_bytes:
+            yield GaugeMetricFamily(
+                "energy_disk_free_bytes",
+                "Bytes an unprivileged writer may still use on the data directory's file system",
+                state.disk_free_bytes,
+            )
+            yield GaugeMetricFamily(
+                "energy_disk_free_ratio",
+                "Free share (0..1) of the data directory's file system",
+                state.disk_free_bytes / state.disk_total_bytes,
+            )
         yield GaugeMetricFamily(
             "energy_collector_start_time_seconds",
             "Unix time the collector started",

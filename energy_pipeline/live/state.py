@@ -1,6 +1,7 @@
 """What the live outputs read from the running collector: device states, missed ticks, WAL
-backlog, site VPN tunnels and start time. The collector's own state object satisfies this protocol;
-`StandaloneState` stands in where outputs run without one (tests, benchmarks)."""
+backlog, free space of the data directory, site VPN tunnels and start time. The collector's own
+state object satisfies this protocol; `StandaloneState` stands in where outputs run without one
+(tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ class CollectorView(Protocol):
     def wal_backlog_rows(self) -> int: ...
 
     @property
+    def disk_free_bytes(self) -> int | None: ...
+
+    @property
+    def disk_total_bytes(self) -> int | None: ...
+
+    @property
     def vpn(self) -> Mapping[str, TunnelView]: ...
 
 
@@ -61,4 +68,6 @@ class StandaloneState:
     devices: dict[str, StandaloneDevice] = field(default_factory=dict)
     wal_backlog_bytes: int = 0
     wal_backlog_rows: int = 0
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None
     vpn: dict[str, TunnelView] = field(default_factory=dict)

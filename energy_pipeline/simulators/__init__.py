@@ -4,6 +4,10 @@ Each family module (`modbus`, `luxtronik`, `echonet`) exposes `device_model(devi
 a pure, deterministic model of the device's engineering values at any instant — and
 `start(devices, config, stack)`, which serves those models over the device's real protocol on
 loopback. This module dispatches by `device.driver`, importing a family only when it is used.
+
+The floor beside `live`, above drivers: it may import drivers (their codecs, so a simulated
+device speaks its protocol byte for byte), lake (`history` lands through the collector's own
+sealing writer), profiles, config and readings. Only the face (cli, demo) imports it.
 """
 
 from __future__ import annotations

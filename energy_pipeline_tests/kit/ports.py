@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def free_ports(count: int) -> list[int]:
@@ -22,6 +24,16 @@ def free_ports(count: int) -> list[int]:
 def free_port() -> int:
     """A loopback port nobody listens on: for a server to take, or a device that is not there."""
     return free_ports(1)[0]
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port somebody holds: it listens and the kernel completes the handshake, but
+    nobody ever reads or answers (a busy port for a server, a mute device for a client)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 5.0) -> None:

@@ -19,9 +19,20 @@ def python(*args: str, **kw: Any) -> subprocess.Popen:
     )
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> int:
+    """SIGTERM, as systemd stops the service; killed if it outlives `timeout`. Its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 @contextmanager
 def simulators(config: Path) -> Iterator[list[str]]:
-    """`energy-pipeline simulate` for the config; yields its endpoint lines once listening."""
+    """`energy-pipeline simulate` for the config; yields its endpoint lines once listening, and
+    checks on the way out that SIGTERM stops it cleanly (unless the test failed already)."""
     proc = python("simulate", "--config", str(config), "--json", stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -29,9 +40,7 @@ def simulators(config: Path) -> Iterator[list[str]]:
         if not line:
             raise RuntimeError(f"simulator exited with {proc.wait(5)}")
         yield json.loads(line)["endpoints"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    except BaseException:
+        stop(proc)
+        raise
+    assert stop(proc) == 0, "the simulators did not exit cleanly on SIGTERM"

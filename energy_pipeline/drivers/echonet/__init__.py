@@ -2,6 +2,10 @@
 
 `frame` is the ECHONET Lite codec, `meter` the class 0x0288 property decoding, `skstack` the
 dongle dialogue, `driver` the I/O edge that ties them to the collector.
+
+The room may import `drivers.base`, `drivers.serial_lock`, config, readings and the property
+name table in `profiles.echonet_names`. The meter's saved state (the PAN it joined, the
+half-hours it already fetched) arrives as a `StateStore` from whoever builds the driver.
 """
 
 from __future__ import annotations

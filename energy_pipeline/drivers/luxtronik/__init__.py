@@ -2,6 +2,9 @@
 
 `protocol` is the frame codec, `decode` turns item vectors into a Sample, `client` is the TCP
 I/O edge and `driver` the `Driver` that retries and decodes.
+
+The room may import `drivers.base`, config, readings and the item name table in
+`profiles.luxtronik_names`, which the catalog reads too.
 """
 
 from __future__ import annotations

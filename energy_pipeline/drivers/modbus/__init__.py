@@ -1,7 +1,12 @@
 """Modbus TCP and RTU devices, described by register-map profiles.
 
 `build` gives every device its driver; devices behind one TCP endpoint (a gateway) or on one
-serial port share one connection and are polled one after another.
+serial port share one connection and are polled one after another. `planner` and `codec` are
+pure (register blocks, value decoding), `client` is the bus I/O and `driver` the `Driver`.
+
+The room may import `drivers.base`, `drivers.serial_lock`, config, readings and `profiles`.
+Only `pymodbus_adapter` imports pymodbus, so a change in its internals breaks one small module
+and its test, not the driver.
 """
 
 from __future__ import annotations
