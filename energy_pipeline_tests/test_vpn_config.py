@@ -122,7 +122,7 @@ def _tunnel() -> TunnelState:
     )
 
 
-def test_status_file_and_text_show_the_tunnel() -> None:
+def test_status_file_and_text_show_the_tunnel(tmp_path: Path) -> None:
     state = CollectorState("main", 1, datetime(2026, 12, 2, tzinfo=UTC))
     state.vpn["site-a"] = _tunnel()
     doc = status_document(state)
@@ -139,7 +139,7 @@ def test_status_file_and_text_show_the_tunnel() -> None:
         "pid": 123,
         "management_port": 7505,
     }
-    text = render([{**doc, "running": True}])
+    text = render([{**doc, "running": True}], load_config(_site(tmp_path)))
     assert (
         "vpn site-a  CONNECTED  since 2026-12-02T03:00:00+00:00  10.231.1.2 -> 10.231.0.2" in text
     )
