@@ -112,8 +112,9 @@ def _date(text: str) -> date:
 def cmd_collect(args: argparse.Namespace) -> int:
     from energy_pipeline.collector.service import run_collect
     from energy_pipeline.live import build_sinks
+    from energy_pipeline.ops.vpn.manager import collector_routes
 
-    return run_collect(_config(args), build_sinks)
+    return run_collect(_config(args), build_sinks, collector_routes)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -201,20 +202,33 @@ def cmd_simulate_history(args: argparse.Namespace) -> int:
 
 def cmd_poll_once(args: argparse.Namespace) -> int:
     from energy_pipeline.console.poll import poll_once
+    from energy_pipeline.ops.vpn.manager import tunnels_for_call
 
     config = _config(args)
     if args.device and args.device not in {d.id for d in config.devices}:
         return _unknown_device(config, args.device)
-    return poll_once(config, args.device, args.json)
+    devices = [config.device(args.device)] if args.device else config.devices
+    with tunnels_for_call(config, devices, "poll-once") as unreachable:
+        return poll_once(config, args.device, args.json, unreachable)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     from energy_pipeline.console.health import health
+    from energy_pipeline.ops.vpn.manager import tunnels_for_call
 
     config = _config(args)
     if args.device and args.device not in {d.id for d in config.devices}:
         return _unknown_device(config, args.device)
-    return health(config, args.device, args.http or [], args.json)
+    devices = [config.device(args.device)] if args.device else config.devices
+    with tunnels_for_call(config, devices, "health") as unreachable:
+        return health(config, args.device, args.http or [], args.json, unreachable)
+
+
+def cmd_vpn(args: argparse.Namespace) -> int:
+    from energy_pipeline.ops.vpn import verbs
+
+    run = {"up": verbs.vpn_up, "down": verbs.vpn_down, "status": verbs.vpn_status}
+    return run[args.vpn_verb](_config(args), args.name, args.json)
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
@@ -377,6 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--http", metavar="URL", action="append", help="also check that URL answers (repeatable)"
     )
     check.set_defaults(func=cmd_health)
+    vpn = verbs.add_parser("vpn", help="the site VPN tunnels: up, down, status")
+    vpn_verbs = vpn.add_subparsers(dest="vpn_verb", required=True, metavar="ACTION")
+    for action, text in (
+        ("up", "start the tunnels and wait until connected (they keep running)"),
+        ("down", "stop the tunnels"),
+        ("status", "state, since, addresses, bytes in/out"),
+    ):
+        sub = vpn_verbs.add_parser(action, parents=[common], help=text)
+        sub.add_argument("--name", metavar="N", help="only this tunnel (default: all)")
+        sub.set_defaults(func=cmd_vpn)
     prof = verbs.add_parser("profiles", parents=[common], help="list built-in register maps")
     prof.set_defaults(func=cmd_profiles)
     sim = verbs.add_parser(

@@ -21,6 +21,7 @@ import pytest
 
 from energy_pipeline.collector.lock import CollectorRunning
 from energy_pipeline.collector.service import CollectorService
+from energy_pipeline.collector.state import DeviceState
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import DeviceConnectionError, Driver
 from energy_pipeline.lake.status import read_status
@@ -220,3 +221,57 @@ def test_restart_sweeps_temp_files_a_crash_left_mid_seal(tmp_path, fake_clock):
     fake_clock.run(run_for(service_on(fake_clock, cfg, {"a": Healthy("a")}), 0.2))
     assert not stale.exists()
     assert foreign.exists()  # another collector's file is not ours to remove
+
+
+class TunnelWindow:
+    """Stands in for the site VPN (the collector's `Routes`): device `behind`'s tunnel is down
+    from `down_at` to `up_at` seconds after start. Real tunnels: test_vpn_tunnel.py."""
+
+    def __init__(self, clock: FakeClock, down_at: float, up_at: float):
+        self.clock, self.down_at, self.up_at = clock, down_at, up_at
+        self.t0: float | None = None
+        self.stopped = False
+        self.watched: DeviceState | None = None
+        self.seen: list[str] = []  # the watched device's state at each poll
+
+    async def start(self) -> None:
+        self.t0 = self.clock.time()
+
+    def blocked(self, device_id: str) -> str | None:
+        assert self.t0 is not None, "polled before the tunnels were started"
+        if self.watched is not None and device_id == self.watched.device_id:
+            self.seen.append(self.watched.state)
+        since = self.clock.time() - self.t0
+        down = device_id == "behind" and self.down_at <= since < self.up_at
+        return f"{device_id}: vpn site-a is down (RECONNECTING)" if down else None
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_device_behind_a_down_tunnel_is_vpn_down_not_asked_and_not_backed_off(
+    tmp_path, caplog, fake_clock
+):
+    drivers = {"behind": Healthy("behind"), "a": Healthy("a")}
+    routes = TunnelWindow(fake_clock, down_at=1.0, up_at=2.6)
+    service = service_on(fake_clock, make_config(tmp_path, list(drivers)), drivers, routes=routes)
+    routes.watched = service.state.devices["behind"]
+    with caplog.at_level("INFO", logger="energy_pipeline.collector"):
+        fake_clock.run(run_for(service, 4.0))
+    assert routes.stopped
+    polls = lake(tmp_path, "polls").to_pandas().sort_values("ts")
+    behind = polls[polls.device_id == "behind"]
+    blocked = behind[~behind.ok]
+    assert len(blocked) == 4  # the ticks at 1.0, 1.5, 2.0 and 2.5 s
+    assert blocked.error.str.contains("vpn site-a is down").all()
+    assert drivers["behind"].reads == behind.ok.sum()  # a blocked poll never asks the device
+    first_after = behind[behind.ts > blocked.ts.max()].iloc[0]
+    assert first_after.ok, "the first tick after the tunnel is back reads the device"
+    assert polls[polls.device_id == "a"].ok.all()
+    st = service.state.devices["behind"]
+    assert st.state == "up" and st.backoff_skips == 0 and st.consecutive_failures == 0
+    seen = ["starting", "up", "up", *["vpn_down"] * 4, "up"]  # at the polls from 0 to 3.5 s
+    assert routes.seen == seen
+    messages = [r.getMessage() for r in caplog.records if "behind" in str(r.__dict__)]
+    assert messages.count("device unreachable: vpn down") == 1
+    assert messages.count("device up again") == 1

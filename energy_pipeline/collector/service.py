@@ -27,6 +27,7 @@ from energy_pipeline.collector.backoff import Backoff
 from energy_pipeline.collector.heartbeat import Heartbeat, watch
 from energy_pipeline.collector.landing import Landing, utc
 from energy_pipeline.collector.lock import CollectorLock
+from energy_pipeline.collector.routes import Routes, RoutesFactory
 from energy_pipeline.collector.scheduler import (
     Clock,
     IntervalGroup,
@@ -43,6 +44,12 @@ from energy_pipeline.readings import PollOutcome
 from energy_pipeline.sinks import OutcomeSink
 
 log = logging.getLogger("energy_pipeline.collector")
+
+VPN_DOWN = "vpn_down"
+
+
+class _RouteDown(Exception):
+    """The device's tunnel is down: the poll is recorded as failed without asking the device."""
 
 
 @dataclass(slots=True)
@@ -86,12 +93,14 @@ class CollectorService:
         sinks: Sequence[OutcomeSink] = (),
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        routes: Routes | None = None,
     ):
         self.config = config
         self.settings = config.collector
         self.data_dir = config.data_dir
         self.clock = clock or SystemClock()
         self.sinks = list(sinks)
+        self.routes = routes
         self.backoff = Backoff(
             self.settings.backoff_initial, self.settings.backoff_max, rng or random.Random()
         )
@@ -130,6 +139,8 @@ class CollectorService:
         self.lock.acquire()
         try:
             await asyncio.to_thread(self._recover)
+            if self.routes is not None:
+                await self.routes.start()
             for sink in self.sinks:
                 await sink.start()
             workers = [
@@ -158,6 +169,8 @@ class CollectorService:
                 await asyncio.gather(committer, *workers, return_exceptions=True)
                 await self._finish()
         finally:
+            if self.routes is not None:
+                await self.routes.stop()
             self.landing.close()
             self.lock.release()
 
@@ -265,9 +278,16 @@ class CollectorService:
             ts, tick = await worker.wake
             started = self.clock.time()
             sample, error, kind = None, None, None
+            blocked = self.routes.blocked(dev_id) if self.routes is not None else None
             try:
+                if blocked is not None:
+                    raise _RouteDown(blocked)
                 async with asyncio.timeout(worker.budget):
                     sample = await worker.driver.read()
+            except _RouteDown as exc:
+                error, kind = str(exc), VPN_DOWN
+                if worker.state.state != VPN_DOWN:  # its connection went with the tunnel
+                    await self._close_quietly(worker)
             except DeviceError as exc:
                 error, kind = str(exc), exc.kind
             except TimeoutError:
@@ -316,7 +336,7 @@ class CollectorService:
         fields = {"device": st.device_id}
         if outcome.ok:
             st.polls_ok += 1
-            if st.state == "down":
+            if st.state in ("down", VPN_DOWN):
                 log.info(
                     "device up again",
                     extra={
@@ -336,8 +356,14 @@ class CollectorService:
             worker.retry_at = 0.0
             return
         st.polls_failed += 1
-        st.consecutive_failures += 1
         st.last_error, st.last_error_kind = outcome.error, outcome.error_kind
+        if outcome.error_kind == VPN_DOWN:  # not the device's failure: no backoff, no count
+            worker.retry_at, st.next_retry = 0.0, None
+            if st.state != VPN_DOWN:
+                log.warning("device unreachable: vpn down", extra={"fields": fields})
+                st.state, st.down_since = VPN_DOWN, utc(ts)
+            return
+        st.consecutive_failures += 1
         delay = self.backoff.delay(st.consecutive_failures)
         worker.retry_at = finished + delay
         st.next_retry = utc(worker.retry_at) if delay else None
@@ -387,7 +413,11 @@ SinkFactory = Callable[[Config, CollectorState], Sequence[OutcomeSink]]
 """Builds live outputs around the collector's state (the live package provides one)."""
 
 
-def run_collect(config: Config, sink_factory: SinkFactory | None = None) -> int:
+def run_collect(
+    config: Config,
+    sink_factory: SinkFactory | None = None,
+    routes_factory: RoutesFactory | None = None,
+) -> int:
     """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0.
 
     Under systemd (`NOTIFY_SOCKET` set) it reports READY, watchdog pings and STOPPING.
@@ -400,6 +430,8 @@ def run_collect(config: Config, sink_factory: SinkFactory | None = None) -> int:
         log.error("no devices in %s; nothing to collect", config.path)
         return 1
     service = CollectorService(config, build_drivers(config, state=StateFiles(config.data_dir)))
+    if routes_factory is not None:
+        service.routes = routes_factory(config, service.state)
     if sink_factory is not None:
         service.sinks.extend(sink_factory(config, service.state))
 

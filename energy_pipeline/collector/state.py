@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-DeviceStateName = Literal["starting", "up", "down"]
+DeviceStateName = Literal["starting", "up", "down", "vpn_down"]
+"""`vpn_down`: the device's site tunnel is down, so it was not asked (not the device's fault)."""
 
 
 @dataclass(slots=True)
@@ -34,11 +35,35 @@ class DeviceState:
 
 
 @dataclass(slots=True)
+class TunnelState:
+    """A site VPN tunnel as openvpn's management interface reports it. `state` is openvpn's own
+    name (CONNECTING, WAIT, AUTH, CONNECTED, RECONNECTING, EXITING, ...), or DOWN while no
+    openvpn runs and FAILED once `max_retries` ran out."""
+
+    name: str
+    state: str = "DOWN"
+    since: datetime | None = None
+    local_ip: str | None = None
+    remote_ip: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    pid: int | None = None
+    management_port: int | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.state == "CONNECTED"
+
+
+@dataclass(slots=True)
 class CollectorState:
     collector_id: str
     pid: int
     started_at: datetime
     devices: dict[str, DeviceState] = field(default_factory=dict)
+    vpn: dict[str, TunnelState] = field(default_factory=dict)
     sealed_watermark: datetime | None = None
     wal_backlog_bytes: int = 0
     wal_backlog_rows: int = 0

@@ -13,10 +13,39 @@ import os
 from pathlib import Path
 from typing import Any
 
-from energy_pipeline.collector.state import CollectorState
+from energy_pipeline.collector.state import CollectorState, TunnelState
 from energy_pipeline.config import Config
 from energy_pipeline.lake import status as lake_status
 from energy_pipeline.lake.disk import DiskSpace, human_bytes, low_space
+
+
+def tunnel_document(t: TunnelState) -> dict[str, Any]:
+    return lake_status.tunnel_status(
+        t.state,
+        t.up,
+        t.since,
+        local_ip=t.local_ip,
+        remote_ip=t.remote_ip,
+        bytes_in=t.bytes_in,
+        bytes_out=t.bytes_out,
+        restarts=t.restarts,
+        last_error=t.last_error,
+        pid=t.pid,
+        management_port=t.management_port,
+    )
+
+
+def render_tunnel(name: str, doc: dict[str, Any]) -> str:
+    line = (
+        f"vpn {name}  {doc.get('state')}  since {doc.get('since')}  "
+        f"{doc.get('local_ip') or '-'} -> {doc.get('remote_ip') or '-'}  "
+        f"in {doc.get('bytes_in', 0)} B  out {doc.get('bytes_out', 0)} B"
+    )
+    if doc.get("restarts"):
+        line += f"  restarts {doc['restarts']}"
+    if doc.get("last_error"):
+        line += f"  last error: {doc['last_error']}"
+    return line
 
 
 def status_document(state: CollectorState) -> dict[str, Any]:
@@ -49,6 +78,7 @@ def status_document(state: CollectorState) -> dict[str, Any]:
         storage_error=state.storage_error,
         disk_free_bytes=state.disk_free_bytes,
         disk_total_bytes=state.disk_total_bytes,
+        vpn={name: tunnel_document(t) for name, t in state.vpn.items()},
     )
 
 
@@ -125,6 +155,8 @@ def render(docs: list[dict[str, Any]], config: Config) -> str:
                 f"not yet durable {doc.get('pending_rows', 0)}, "
                 f"dropped {doc.get('dropped_rows', 0)}"
             )
+        for name, tunnel in (doc.get("vpn") or {}).items():
+            lines.append("  " + render_tunnel(name, tunnel))
         devices = doc.get("devices") or {}
         width = max((len(d) for d in devices), default=6)
         for dev_id, dev in devices.items():

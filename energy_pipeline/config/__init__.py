@@ -38,6 +38,7 @@ from energy_pipeline.config.outputs import (
     WebhookOutput,
 )
 from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
+from energy_pipeline.config.vpn import VpnTunnel
 
 __all__ = [
     "CONFIG_ENV",
@@ -70,6 +71,7 @@ __all__ = [
     "StdoutOutput",
     "Storage",
     "Strict",
+    "VpnTunnel",
     "WebhookOutput",
     "config_path",
     "json_schema",

@@ -38,6 +38,7 @@ class DeviceBase(Strict):
     id: DeviceId
     interval: float = Field(60.0, gt=0, le=86400, description="seconds, wall-clock aligned")
     tags: dict[str, str] = Field(default_factory=dict)
+    vpn: str | None = Field(None, description="name of the vpn: tunnel the device is reached by")
 
 
 class ModbusDevice(DeviceBase):

@@ -25,6 +25,7 @@ from energy_pipeline.config.devices import (
 from energy_pipeline.config.logsettings import LoggingSettings
 from energy_pipeline.config.outputs import Alerts, Outputs
 from energy_pipeline.config.sections import CollectorSettings, Pipeline, Site, Storage
+from energy_pipeline.config.vpn import TunnelName, VpnTunnel, vpn_problems
 from energy_pipeline.logs import register_secret
 from energy_pipeline.yamlfile import ConfigError, KeyPath, LoadedYaml, Problem, load_yaml
 
@@ -41,6 +42,7 @@ class Config(Strict):
     pipeline: Pipeline = Field(default_factory=Pipeline)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    vpn: dict[TunnelName, VpnTunnel] = Field(default_factory=dict)
 
     _path: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
 
@@ -159,6 +161,7 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
             )
         buses.setdefault(real, (i, settings))
     problems += config.outputs.unknown_devices(seen, loaded)
+    problems += vpn_problems(config.vpn, [d.vpn for d in config.devices], config.resolve, loaded)
     for i, rule in enumerate(config.alerts.rules):
         if rule.device != "*" and rule.device not in seen:
             problems.append(

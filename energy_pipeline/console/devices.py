@@ -3,10 +3,10 @@ family that cannot be built never hides the other devices."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from energy_pipeline.config import Config, Device
-from energy_pipeline.drivers.base import Driver
+from energy_pipeline.drivers.base import DeviceError, Driver
 from energy_pipeline.drivers.registry import build_drivers
 from energy_pipeline.lake.device_state import StateFiles
 
@@ -28,6 +28,24 @@ def build_each(config: Config, devices: Sequence[Device]) -> dict[str, Driver | 
             except Exception as exc:
                 out[dev.id] = exc
         return out
+
+
+class Unreachable(DeviceError):
+    """The device's site tunnel is down: it is reported, not asked."""
+
+    kind = "vpn_down"
+
+
+def build_reachable(
+    config: Config, devices: Sequence[Device], unreachable: Mapping[str, str] | None
+) -> dict[str, Driver | BaseException]:
+    """`build_each` for the devices that can be reached; the others (id -> why, from the
+    site VPN) get their reason in place of a driver."""
+    unreachable = unreachable or {}
+    drivers = build_each(config, [d for d in devices if d.id not in unreachable])
+    for dev_id, why in unreachable.items():
+        drivers[dev_id] = Unreachable(dev_id, why.removeprefix(f"{dev_id}: "))
+    return drivers
 
 
 async def close_all(drivers: dict[str, Driver | BaseException]) -> None:

@@ -7,12 +7,12 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from energy_pipeline.config import Config, Device
-from energy_pipeline.console.devices import build_each, close_all, select
+from energy_pipeline.console.devices import Unreachable, build_reachable, close_all, select
 from energy_pipeline.console.output import emit_json, error_text
 from energy_pipeline.drivers.base import Driver
 
@@ -44,6 +44,9 @@ async def _device_health(dev: Device, driver: Driver | BaseException) -> dict[st
         "ok": False,
         "error": None,
     }
+    if isinstance(driver, Unreachable):
+        out["error"] = error_text(driver)
+        return out
     if host and port:
         out["tcp_connect_ms"], error = await _tcp_connect_ms(host, port, timeout)
         if error:
@@ -84,11 +87,17 @@ def _http_check(url: str, timeout: float) -> dict[str, Any]:
     return out
 
 
-def health(config: Config, device_id: str | None, http: Sequence[str], as_json: bool) -> int:
+def health(
+    config: Config,
+    device_id: str | None,
+    http: Sequence[str],
+    as_json: bool,
+    unreachable: Mapping[str, str] | None = None,
+) -> int:
     """TCP connect latency and one protocol round trip per device, plus optional HTTP checks;
     exit 1 when anything is unreachable."""
     devices = select(config, device_id)
-    drivers = build_each(config, devices)
+    drivers = build_reachable(config, devices, unreachable)
 
     async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         checks = asyncio.gather(*(_device_health(d, drivers[d.id]) for d in devices))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from energy_pipeline.config import Config
-from energy_pipeline.console.devices import build_each, close_all, select
+from energy_pipeline.console.devices import build_reachable, close_all, select
 from energy_pipeline.console.output import emit_json, error_text, profile_of, value_text
 from energy_pipeline.drivers.base import Driver
 
@@ -58,10 +59,16 @@ def _print_table(results: list[dict[str, Any]], drivers: dict[str, Any]) -> None
             print(f"  {name:<{width}}  (invalid reading)")
 
 
-def poll_once(config: Config, device_id: str | None, as_json: bool) -> int:
-    """Read every chosen device once, concurrently; exit 1 if any failed."""
+def poll_once(
+    config: Config,
+    device_id: str | None,
+    as_json: bool,
+    unreachable: Mapping[str, str] | None = None,
+) -> int:
+    """Read every chosen device once, concurrently; exit 1 if any failed. Devices whose
+    tunnel is down (`unreachable`: id -> why) are reported failed without being asked."""
     devices = select(config, device_id)
-    drivers = build_each(config, devices)
+    drivers = build_reachable(config, devices, unreachable)
 
     async def run() -> list[dict[str, Any]]:
         try:

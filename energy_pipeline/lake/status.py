@@ -49,6 +49,37 @@ def device_status(
     }
 
 
+def tunnel_status(
+    state: str,
+    up: bool,
+    since: datetime | None,
+    *,
+    local_ip: str | None = None,
+    remote_ip: str | None = None,
+    bytes_in: int = 0,
+    bytes_out: int = 0,
+    restarts: int = 0,
+    last_error: str | None = None,
+    pid: int | None = None,
+    management_port: int | None = None,
+) -> dict[str, Any]:
+    """One site VPN tunnel's entry of a status document (also the state a tunnel's own
+    record carries)."""
+    return {
+        "state": state,
+        "up": up,
+        "since": _iso(since),
+        "local_ip": local_ip,
+        "remote_ip": remote_ip,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "restarts": restarts,
+        "last_error": last_error,
+        "pid": pid,
+        "management_port": management_port,
+    }
+
+
 def status_document(
     collector_id: str,
     pid: int,
@@ -64,8 +95,10 @@ def status_document(
     storage_error: str | None = None,
     disk_free_bytes: int | None = None,
     disk_total_bytes: int | None = None,
+    vpn: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A collector's status document; `devices` maps id to `device_status(...)`."""
+    """A collector's status document; `devices` maps id to `device_status(...)`, `vpn` tunnel
+    name to `tunnel_status(...)`."""
     return {
         "collector_id": collector_id,
         "pid": pid,
@@ -80,6 +113,7 @@ def status_document(
         "disk_free_bytes": disk_free_bytes,
         "disk_total_bytes": disk_total_bytes,
         "devices": devices,
+        "vpn": vpn or {},
     }
 
 

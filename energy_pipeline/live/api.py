@@ -149,6 +149,7 @@ class LiveApi:
             "timestamp": iso(now),
             "last_poll": iso(last) if last else None,
             "devices": states,
+            "vpn": {name: t.state for name, t in self.state.vpn.items()},
             "disk": self._disk(),
         }
 

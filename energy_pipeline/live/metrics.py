@@ -151,6 +151,7 @@ class _CollectorFigures:
             missed.add_metric([device], view.missed_ticks)
         yield up
         yield missed
+        yield from _tunnel_figures(state)
         yield GaugeMetricFamily(
             "energy_wal_backlog_bytes",
             "Bytes in the write-ahead log not yet sealed",
@@ -192,6 +193,21 @@ class _CollectorFigures:
         for severity, count in severities.items():
             alerts.add_metric([severity], count)
         yield alerts
+
+
+def _tunnel_figures(state: CollectorView) -> Iterator[Metric]:
+    up = GaugeMetricFamily("energy_vpn_up", "1 if the site tunnel is connected", labels=["tunnel"])
+    received = CounterMetricFamily(
+        "energy_vpn_received_bytes", "Bytes the tunnel received", labels=["tunnel"]
+    )
+    sent = CounterMetricFamily("energy_vpn_sent_bytes", "Bytes the tunnel sent", labels=["tunnel"])
+    for name, tunnel in state.vpn.items():
+        up.add_metric([name], 1.0 if tunnel.up else 0.0)
+        received.add_metric([name], tunnel.bytes_in)
+        sent.add_metric([name], tunnel.bytes_out)
+    yield up
+    yield received
+    yield sent
 
 
 class MetricsSink:

@@ -1,7 +1,7 @@
 """What the live outputs read from the running collector: device states, missed ticks, WAL
-backlog, free space of the data directory and start time. The collector's own state object
-satisfies this protocol; `StandaloneState` stands in where outputs run without one (tests,
-benchmarks)."""
+backlog, free space of the data directory, site VPN tunnels and start time. The collector's own
+state object satisfies this protocol; `StandaloneState` stands in where outputs run without one
+(tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ class DeviceView(Protocol):
 
     @property
     def missed_ticks(self) -> int: ...
+
+
+class TunnelView(Protocol):
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def bytes_in(self) -> int: ...
+
+    @property
+    def bytes_out(self) -> int: ...
 
 
 class CollectorView(Protocol):
@@ -38,6 +52,9 @@ class CollectorView(Protocol):
     @property
     def disk_total_bytes(self) -> int | None: ...
 
+    @property
+    def vpn(self) -> Mapping[str, TunnelView]: ...
+
 
 @dataclass
 class StandaloneDevice:
@@ -53,3 +70,4 @@ class StandaloneState:
     wal_backlog_rows: int = 0
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
+    vpn: dict[str, TunnelView] = field(default_factory=dict)

@@ -58,8 +58,8 @@ class UnitPlan:
 
 def config_needs_tun(config: Config) -> bool:
     """Whether a VPN tunnel is configured (the collector then needs CAP_NET_ADMIN and
-    /dev/net/tun). The config has no VPN section yet, so never."""
-    return False
+    /dev/net/tun for the openvpn it runs)."""
+    return bool(config.vpn)
 
 
 def serial_ports(config: Config) -> tuple[str, ...]:
