@@ -34,6 +34,7 @@ from energy_pipeline.lake.scan import file_info, hour_folders, scan_window
 from energy_pipeline.live.records import iso
 from energy_pipeline.transforms.history import (
     RAW_STEP_LIMIT,
+    RawRun,
     Sources,
     bounded_step,
     resolution,
@@ -114,7 +115,7 @@ def lake_sources(data_dir: Path, start: datetime, end: datetime, step: int) -> S
     """The files that hold [start, end): raw only for sub-minute steps; else per hour the
     daily table's day, the minute table's hour, or the raw hour, coarsest first."""
     if step < RAW_STEP_LIMIT:
-        return Sources([], scan_window(data_dir, RAW_READINGS, start, end).files)
+        return Sources([], [raw_run(data_dir, start, end)])
     daily: list[Path] = []
     covered: list[tuple[int, int]] = []
     earliest = start - timedelta(hours=27)  # a local day's file sits in its first UTC hour
@@ -125,7 +126,8 @@ def lake_sources(data_dir: Path, start: datetime, end: datetime, step: int) -> S
             if info.problem is None and info.ts_max >= info.ts_min:
                 daily.append(path)
                 covered.append((info.ts_min, info.ts_max + 60_000_000))
-    minute_rows, raw = list(daily), []
+    minute_rows = list(daily)
+    raw_hours: list[datetime] = []
     for hour in hours_of(start, end):
         h0 = int(hour.timestamp() * 1_000_000)
         if any(lo <= h0 and h0 + 3_600_000_000 <= hi for lo, hi in covered):
@@ -134,8 +136,19 @@ def lake_sources(data_dir: Path, start: datetime, end: datetime, step: int) -> S
         if path.is_file():
             minute_rows.append(path)
         else:
-            raw.extend(scan_window(data_dir, RAW_READINGS, hour, hour + HOUR).files)
-    return Sources(minute_rows, raw)
+            raw_hours.append(hour)
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in raw_hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + HOUR)
+        else:
+            runs.append((hour, hour + HOUR))
+    return Sources(minute_rows, [raw_run(data_dir, max(a, start), min(b, end)) for a, b in runs])
+
+
+def raw_run(data_dir: Path, start: datetime, end: datetime) -> RawRun:
+    files = scan_window(data_dir, RAW_READINGS, start - HOUR, end).files
+    return RawRun(files, start, end)
 
 
 class History:
@@ -187,7 +200,7 @@ class History:
             "to": iso(q.end.astimezone(UTC)),
             "step": q.step,
             "resolution": resolution((q.end - q.start).total_seconds()),
-            "files": {"minute_rows": len(sources.minute_rows), "raw": len(sources.raw)},
+            "files": {"minute_rows": len(sources.minute_rows), "raw": sources.raw_files},
             "t": list(columns[0]),
         }
         for name, values in zip(COLUMNS, columns[1:], strict=True):

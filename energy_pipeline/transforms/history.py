@@ -48,12 +48,32 @@ def bounded_step(seconds: float, asked: int | None) -> int:
     return max(step, floor, 1)
 
 
+LOOKBACK_US = 3_600_000_000
+"""Raw readings this long before a run's start give its first reading a previous value."""
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """Raw files of consecutive hours [start, end), with the hour before start in `files`
+    too, so a counter's first delta in the run is not lost."""
+
+    files: list[Path]
+    start: datetime
+    end: datetime
+
+
 @dataclass(frozen=True)
 class Sources:
-    """Parquet files per shape: minute rows (daily and minute tables) and raw readings."""
+    """Parquet files per shape: minute rows (daily and minute tables) and runs of raw hours.
+    Each run's counter deltas are computed on their own, never across hours another table
+    already covers, so an increase is counted once."""
 
     minute_rows: list[Path]
-    raw: list[Path]
+    raw_runs: list[RawRun]
+
+    @property
+    def raw_files(self) -> int:
+        return sum(len(run.files) for run in self.raw_runs)
 
 
 def _files(paths: list[Path]) -> str:
@@ -74,16 +94,21 @@ def series_sql(sources: Sources, start: datetime, end: datetime, step: int, offs
             WHERE device_id = $device AND metric = $metric AND count > 0
               AND epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"""
         )
-    if sources.raw:
+    for run in sources.raw_runs:
+        if not run.files:
+            continue
+        r0 = max(lo, int(run.start.timestamp() * 1e6))
+        r1 = min(hi, int(run.end.timestamp() * 1e6))
         parts.append(
             f"""SELECT us, value AS avg, value AS min, value AS max, value AS last,
               CASE WHEN prev IS NULL THEN NULL WHEN value >= prev THEN value - prev
                    ELSE value END AS delta, 1 AS count
             FROM (SELECT epoch_us(ts) AS us, value,
                     lag(value) OVER (ORDER BY ts) AS prev
-                  FROM read_parquet({_files(sources.raw)})
+                  FROM read_parquet({_files(run.files)})
                   WHERE device_id = $device AND metric = $metric AND isfinite(value)
-                    AND epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi})"""
+                    AND epoch_us(ts) >= {r0 - LOOKBACK_US} AND epoch_us(ts) < {r1})
+            WHERE us >= {r0}"""
         )
     if not parts:
         parts.append(
