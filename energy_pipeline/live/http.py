@@ -238,6 +238,9 @@ class HttpServer:
                 doc = await self.history.serve(request.query, now)
             except HistoryError as exc:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            except Exception:
+                log.exception("history query failed")
+                return error(HTTPStatus.INTERNAL_SERVER_ERROR, "history query failed")
             return json_response(HTTPStatus.OK, doc)
         if path == "/api/health":
             code, doc = self.api.health(now)

@@ -113,7 +113,7 @@ def series_sql(sources: Sources, start: datetime, end: datetime, step: int, offs
     if not parts:
         parts.append(
             "SELECT 0::BIGINT AS us, 0.0 AS avg, 0.0 AS min, 0.0 AS max, 0.0 AS last, "
-            "0.0 AS delta, 0 AS count WHERE false"
+            "0.0 AS delta, 0 AS count WHERE $device IS NULL AND $metric IS NULL"
         )
     step_us = step * 1_000_000
     shift = offset * 1_000_000
