@@ -80,19 +80,31 @@ def _files(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
+MINUTE_ROWS_VIEW = "minute_rows"
+"""The caller registers the series' minute rows (`minute_rows_sql`) under this name."""
+
+
+def minute_rows_sql(files: list[Path]) -> str:
+    """SQL with parameters (device, metric) → one series' minute rows of the files, with each
+    row's file name, so the caller can keep them per file."""
+    return f"""SELECT filename, epoch_us(ts) AS us, avg, min, max, last, delta, count
+        FROM read_parquet({_files(files)}, union_by_name = true, filename = true)
+        WHERE device_id = $device AND metric = $metric AND count > 0
+        ORDER BY filename"""
+
+
 def series_sql(sources: Sources, start: datetime, end: datetime, step: int, offset: int) -> str:
     """SQL with parameters (device, metric) → rows (t, avg, min, max, last, delta, count),
-    t the bucket start in epoch seconds. Buckets are `step` seconds shifted by `offset`
-    seconds (the site's UTC offset for day-sized steps, so a day bucket is a local day).
+    t the bucket start in epoch seconds; minute rows come from MINUTE_ROWS_VIEW. Buckets are
+    `step` seconds shifted by `offset` seconds (the site's UTC offset for day-sized steps, so
+    a day bucket is a local day).
     Averages weigh each minute row by its reading count; counters add their deltas."""
     lo, hi = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
     parts = []
     if sources.minute_rows:
         parts.append(
-            f"""SELECT epoch_us(ts) AS us, avg, min, max, last, delta, count
-            FROM read_parquet({_files(sources.minute_rows)}, union_by_name = true)
-            WHERE device_id = $device AND metric = $metric AND count > 0
-              AND epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"""
+            f"""SELECT us, avg, min, max, last, delta, count FROM {MINUTE_ROWS_VIEW}
+            WHERE us >= {lo} AND us < {hi} AND $device IS NOT NULL AND $metric IS NOT NULL"""
         )
     for run in sources.raw_runs:
         if not run.files:
