@@ -37,6 +37,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -47,7 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
-from bench_collector import analyse, free_port_range, lux_profile, wait_up  # noqa: E402
+from bench_collector import analyse, start_farm, wait_up  # noqa: E402
 
 LOAD_CLIENT = r"""
 import asyncio, json, sys, time
@@ -131,6 +132,16 @@ class Broker:
         self.proc.send_signal(signal.SIGCONT)
         self.proc.terminate()
         self.proc.wait(5)
+
+
+def lux_profile(folder: Path) -> Path:
+    """A Modbus profile of 1,800 registers: a Luxtronik-sized sample from the farm."""
+    path = folder / "lux_sized.yaml"
+    points = [
+        {"name": f"v{i:04d}", "address": i, "data_type": "int16", "scale": 0.1} for i in range(1800)
+    ]
+    path.write_text(yaml.safe_dump({"manufacturer": "bench", "model": "1800", "points": points}))
+    return path
 
 
 def write_config(folder: Path, base: int, count: int, outputs: dict | None) -> Path:
@@ -228,7 +239,7 @@ def run_once(
 ) -> tuple[dict[str, float], np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         folder = Path(tmp)
-        base = free_port_range(count + 1)
+        farm, base = start_farm(count + 1, 0.0)
         broker = Broker(folder) if outputs_on else None
         hole = BlackHole() if outputs_on else None
         http = free_port()
@@ -246,25 +257,10 @@ def run_once(
                 "file": {"path": str(folder / "live"), "format": "jsonl"},
             }
         cfg = write_config(folder, base, count, outputs)
-        farm = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "bench" / "modbus_farm.py"),
-                "--base-port",
-                str(base),
-                "--count",
-                str(count + 1),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
         collector = None
         stop = threading.Event()
         figures: dict[str, float] = {}
         try:
-            assert farm.stdout is not None
-            farm.stdout.readline()
             collector = subprocess.Popen(
                 [sys.executable, "-m", "energy_pipeline", "collect", "--config", str(cfg)],
                 env=ENV,
@@ -380,14 +376,305 @@ def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
     }
 
 
+# ---- dashboard: bytes per refresh, /api/history latency, lateness with the dashboard open ----
+
+V1_REFRESH = ("/api/health", "/api/devices", "/api/telemetry", "/api/alerts", "/api/history")
+DEVICES_EVERY = 6  # the v2 page re-reads /api/devices every 30 s, i.e. every 6th refresh
+
+
+async def http_bytes(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    """One request; (bytes on the wire, response headers, body)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n{extra}\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    fields = dict(
+        line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line
+    )
+    body = await reader.readexactly(int(fields.get("Content-Length", "0")))
+    writer.close()
+    return len(head) + len(body), {k.lower(): v for k, v in fields.items()}, body
+
+
+def dashboard_bytes(count: int, refreshes: int = 20) -> dict[str, float]:
+    """In-process: the old page's refresh (five documents, whole, uncompressed) against the
+    new one's (health, changed card values since the last refresh, alerts revalidated by ETag,
+    all gzip; the device list every sixth refresh), one collector tick between refreshes, every
+    value of every device changing each tick (the worst case)."""
+    import asyncio
+    import gzip as gz
+    from datetime import timedelta
+
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live import build_outputs
+    from energy_pipeline.live.state import StandaloneState
+    from energy_pipeline.readings import PollOutcome, Sample
+
+    with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
+        folder = Path(tmp)
+        cfg = write_config(folder, 20000, count, {"http": {"port": 0}})
+        live = build_outputs(load_config(cfg), StandaloneState())
+        metas = live.store.meta
+
+        def tick(ts: datetime) -> list[PollOutcome]:
+            out = []
+            for device, meta in metas.items():
+                names = tuple(meta.metrics)
+                sample = Sample(names, np.random.rand(len(names)) * 1000)
+                out.append(PollOutcome(device, ts, ts, ts, 1, sample))
+            return out
+
+        async def main() -> tuple[list[int], list[int]]:
+            for sink in live.sinks:
+                await sink.start()
+            assert live.http is not None and live.http.port
+            port = live.http.port
+            ts = datetime.now(UTC).replace(microsecond=0)
+            old, new = [], []
+            seq, etags = 0, {}
+            for i in range(refreshes + 1):
+                ts += timedelta(seconds=5)
+                for sink in live.sinks:
+                    sink.offer(tick(ts))
+                total = 0
+                for path in V1_REFRESH:
+                    total += (await http_bytes(port, path, {}))[0]
+                paths = ["/api/health", f"/api/telemetry?view=cards&since={seq}", "/api/alerts"]
+                if i % DEVICES_EVERY == 0:
+                    paths.append("/api/devices")
+                total_new = 0
+                for path in paths:
+                    headers = {"Accept-Encoding": "gzip"}
+                    if path in etags:
+                        headers["If-None-Match"] = etags[path]
+                    size, fields, body = await http_bytes(port, path, headers)
+                    total_new += size
+                    if "etag" in fields:
+                        etags[path] = fields["etag"]
+                    if path.startswith("/api/telemetry") and body:
+                        seq = json.loads(gz.decompress(body))["seq"]
+                if i:  # the first refresh of the new page loads everything once
+                    old.append(total)
+                    new.append(total_new)
+            for sink in reversed(live.sinks):
+                await sink.stop()
+            return old, new
+
+        old, new = asyncio.run(main())
+    return {"v1_bytes": statistics.median(old), "v2_bytes": statistics.median(new)}
+
+
+def janitza_month_lake(data_dir: Path, device: str, days: int = 30, daily: bool = False) -> None:
+    """A month of minute rows of one Janitza (every profile metric, every minute) written by
+    the lake's own table writers: hourly minute tables, and with `daily` the daily table."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    import pyarrow as pa
+
+    from energy_pipeline.lake.layout import DAILY_READINGS, MINUTE_READINGS
+    from energy_pipeline.lake.tables import write_hourly, write_partition
+    from energy_pipeline.profiles import load_profile
+    from energy_pipeline.transforms.daily import daily_readings
+    from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA, MINUTE_SCHEMA
+
+    names = [p.name for p in load_profile("janitza_umg509pro", REPO).points]
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days - 1)
+    rng = np.random.default_rng(1)
+    for day in range(days):
+        d0 = start + timedelta(days=day)
+        minutes = np.arange(1440, dtype="int64") * 60_000_000 + int(d0.timestamp() * 1e6)
+        ts = np.repeat(minutes, len(names))
+        n = ts.size
+        value = rng.random(n) * 1000
+        table = pa.table(
+            {
+                "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                "device_id": pa.array([device] * n),
+                "metric": pa.array(names * 1440),
+                "avg": value,
+                "min": value - 1,
+                "max": value + 1,
+                "last": value,
+                "count": pa.array(np.full(n, 1, dtype="int32")),
+                "delta": pa.array([None] * n, pa.float64()),
+                "resets": pa.array(np.zeros(n, dtype="int32")),
+            }
+        ).sort_by([("ts", "ascending"), ("metric", "ascending")])
+        if daily:
+            rows = daily_readings(table, d0.date(), ZoneInfo("UTC"))
+            write_partition(data_dir, DAILY_READINGS, d0, rows, DAILY_READINGS_SCHEMA)
+        else:
+            write_hourly(
+                data_dir, MINUTE_READINGS, table, d0, d0 + timedelta(days=1), MINUTE_SCHEMA
+            )
+
+
+async def timed_history(live: Any, path: str, runs: int) -> list[float]:
+    for sink in live.sinks:
+        await sink.start()
+    assert live.http is not None and live.http.port
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        _, _, body = await http_bytes(live.http.port, path, {})
+        times.append((time.perf_counter() - t) * 1000)
+        assert len(json.loads(body)["t"]) > 600, body[:200]
+    for sink in reversed(live.sinks):
+        await sink.stop()
+    return times
+
+
+def history_latency(runs: int = 21) -> dict[str, float]:
+    """/api/history for a month of one Janitza's minute data, over HTTP from the collector's
+    own server: from hourly minute tables, from the daily table, and the naive way beside them
+    (every minute row of the range from the table's glob, unbucketed, as JSON)."""
+    import asyncio
+
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live import build_outputs
+    from energy_pipeline.live.state import StandaloneState
+
+    figures: dict[str, float] = {}
+    for label, daily in (("minute", False), ("daily", True)):
+        with tempfile.TemporaryDirectory(prefix="bench-hist-") as tmp:
+            folder = Path(tmp)
+            cfg = write_config(folder, 20000, 1, {"http": {"port": 0}})
+            config = load_config(cfg)
+            janitza_month_lake(config.data_dir, "dev0000", daily=daily)
+            live = build_outputs(config, StandaloneState())
+            path = "/api/history?device=dev0000&metric=power_active_total&from=-30d&step=auto"
+
+            times = asyncio.run(timed_history(live, path, runs))
+            figures[f"{label}_first_ms"] = times[0]
+            figures[f"{label}_ms"] = statistics.median(times[1:])
+            if not daily:
+                naive = []
+                glob = f"{config.data_dir}/minute_readings/**/*.parquet"
+                for _ in range(5):
+                    t = time.perf_counter()
+                    rows = (
+                        duckdb.connect()
+                        .sql(
+                            f"select epoch(ts), avg from read_parquet('{glob}') where "
+                            "device_id = 'dev0000' and metric = 'power_active_total' order by ts"
+                        )
+                        .fetchall()
+                    )
+                    json.dumps(rows)
+                    naive.append((time.perf_counter() - t) * 1000)
+                figures["naive_ms"] = statistics.median(naive)
+    return figures
+
+
+def dashboard_client(port: int, stop: threading.Event) -> None:
+    """An open v2 dashboard on a device page: every 5 s health, changed card values and alerts;
+    every refresh also a day and a month of history (as if someone kept switching ranges)."""
+    seq = 0
+    month = "/api/history?device=dev0000&metric=power_active_total&from=-30d"
+    day = "/api/history?device=dev0000&metric=power_active_total&from=-24h"
+    while not stop.wait(5.0):
+        for path in (
+            "/api/health",
+            f"/api/telemetry?view=cards&since={seq}",
+            "/api/alerts",
+            day,
+            month,
+        ):
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    body = r.read()
+                if path.startswith("/api/telemetry"):
+                    seq = json.loads(body)["seq"]
+            except OSError:
+                pass
+
+
+def lateness_dashboard(count: int, seconds: float, open_: bool) -> dict[str, float]:
+    """The real collector with only the HTTP output, a month of minute history in its lake;
+    poll lateness with a v2 dashboard open (dashboard_client) or closed."""
+    with tempfile.TemporaryDirectory(prefix="bench-live-dash-") as tmp:
+        folder = Path(tmp)
+        farm, base = start_farm(count + 1, 0.0)
+        http = free_port()
+        cfg = write_config(folder, base, count, {"http": {"port": http}})
+        janitza_month_lake(folder / "data", "dev0000")
+        collector = None
+        stop = threading.Event()
+        try:
+            collector = subprocess.Popen(
+                [sys.executable, "-m", "energy_pipeline", "collect", "--config", str(cfg)],
+                env=ENV,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_up(folder / "data", count + 1, 60)
+            time.sleep(2.0)
+            if open_:
+                threading.Thread(target=dashboard_client, args=(http, stop), daemon=True).start()
+            t0, t1 = aligned_window(seconds)
+            stop.set()
+            collector.send_signal(signal.SIGTERM)
+            collector.wait(60)
+        finally:
+            if collector and collector.poll() is None:
+                collector.kill()
+            farm.terminate()
+            farm.wait(10)
+        late = analyse(folder / "data", count + 1, t0, t1)
+        return {k: late[k] for k in ("p50_ms", "p99_ms", "max_ms", "missed")}
+
+
+def dashboard_report(count: int, seconds: float, repeats: int) -> None:
+    size = dashboard_bytes(count)
+    print(
+        f"# dashboard bytes per refresh, {count} Janitza + 1 Luxtronik-sized device, every "
+        f"value changing: v1 {size['v1_bytes']:.0f} B (5 whole documents), v2 "
+        f"{size['v2_bytes']:.0f} B (gzip, ETag, changed card values) "
+        f"({size['v1_bytes'] / size['v2_bytes']:.0f}x less); medians of 20 refreshes"
+    )
+    hist = history_latency()
+    print(
+        "# /api/history, a month of one Janitza's minute data, step auto (1 h): "
+        f"from minute tables median {hist['minute_ms']:.1f} ms (first {hist['minute_first_ms']:.0f}"
+        f" ms, DuckDB import included), from the daily table {hist['daily_ms']:.1f} ms (first "
+        f"{hist['daily_first_ms']:.0f} ms); naive (glob, every minute row as JSON) "
+        f"{hist['naive_ms']:.1f} ms; target 200 ms"
+    )
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for i in range(repeats):
+        for open_ in (False, True) if i % 2 == 0 else (True, False):
+            result = lateness_dashboard(count, seconds, open_)
+            runs[open_].append(result)
+            print(
+                f"#   run {i + 1} dashboard {'open  ' if open_ else 'closed'}: "
+                + " ".join(f"{k}={v:.1f}" for k, v in result.items()),
+                flush=True,
+            )
+    for open_ in (False, True):
+        med = {k: statistics.median(r[k] for r in runs[open_]) for k in runs[open_][0]}
+        print(
+            f"# dashboard {'open  ' if open_ else 'closed'}: p50 {med['p50_ms']:.2f} ms, "
+            f"p99 {med['p99_ms']:.2f} ms, max {med['max_ms']:.1f} ms, missed {med['missed']:.0f}"
+            f" (median of {repeats})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30, help=f"at most {MAX_WINDOW:g}")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--dashboard-only", action="store_true", help="only the dashboard part")
     args = parser.parse_args()
     args.seconds = min(args.seconds, MAX_WINDOW)
+    if args.dashboard_only:
+        dashboard_report(args.devices, args.seconds, args.repeats)
+        return
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
         f"{args.devices} Janitza + 1 Luxtronik-sized device at 1 s; {args.seconds:g} s windows, "
@@ -444,6 +731,7 @@ def main() -> None:
         f"max {cost['offer_max_ms']:.3f} ms; longest step of the outputs' tasks after a tick "
         f"p50 {cost['step_p50_ms']:.2f} ms, p99 {cost['step_p99_ms']:.2f} ms"
     )
+    dashboard_report(args.devices, args.seconds, args.repeats)
     print(f"# load average {os.getloadavg()[0]:.2f} at end")
 
 

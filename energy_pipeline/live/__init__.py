@@ -21,6 +21,7 @@ from energy_pipeline.live.alerts import AlertEngine, AlertSink, DiskWatch, site_
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.hems import HemsRecords
+from energy_pipeline.live.history import History
 from energy_pipeline.live.http import HttpServer
 from energy_pipeline.live.metrics import MetricsSink
 from energy_pipeline.live.mqtt import MqttSink
@@ -113,7 +114,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
         api = LiveApi(store, state, alerts, catalog.intervals, out.http.cards)
-        live.http = HttpServer(out.http, api, live.metrics, clock)
+        history = History(config.data_dir, meta, config.site.timezone)
+        live.http = HttpServer(out.http, api, live.metrics, clock, history)
         sinks.append(live.http)
     live.sinks = sinks
     return live

@@ -8,13 +8,51 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from energy_pipeline.catalog import DeviceMeaning, MetricMeaning
 from energy_pipeline.live.alerts import AlertSink
+from energy_pipeline.live.changes import ChangeFeed
 from energy_pipeline.live.records import iso, shown_values, values_of
 from energy_pipeline.live.state import CollectorView
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.readings import PollOutcome
 
 HEALTHY_STATES = ("up",)
+ON_LINE_LABELS = ("line", "online")
+ON_BATTERY_LABELS = ("backup", "battery")
+"""A UPS's work state: the profile's labels, or the UPS monitor's names for them."""
+UPS_ROLES = ("load_percent", "load_power", "input_voltage", "output_voltage", "battery_voltage")
+_LABEL_LIMIT = 40
+
+
+def friendly(name: str, meaning: MetricMeaning) -> str:
+    """A label for people: the profile's short description, else the display name. A
+    description with a trailing register note, "(EPC E0)", loses the note."""
+    text = meaning.description.strip()
+    if text.endswith(")") and " (" in text:
+        text = text[: text.rindex(" (")]
+    if text and len(text) <= _LABEL_LIMIT and not text.split(" ")[0].islower():
+        return text
+    shown = (meaning.display_name or name.replace("_", " ")).removeprefix("ID WEB ")
+    return shown[:1].upper() + shown[1:]
+
+
+def ups_panel(meta: DeviceMeaning) -> dict[str, Any] | None:
+    """The metrics of a UPS panel, found by meaning: a state metric whose labels name line
+    power and battery power, and a battery level."""
+    for name, m in meta.metrics.items():
+        labels = set(m.labels.values())
+        if m.kind == "state" and labels & set(ON_LINE_LABELS) and labels & set(ON_BATTERY_LABELS):
+            if "battery_level" not in meta.metrics:
+                return None
+            roles = {r: r for r in UPS_ROLES if r in meta.metrics}
+            return {
+                "status": name,
+                "battery": "battery_level",
+                "on_line": list(ON_LINE_LABELS),
+                "on_battery": list(ON_BATTERY_LABELS),
+                **roles,
+            }
+    return None
 
 
 class LiveApi:
@@ -32,6 +70,8 @@ class LiveApi:
         self.intervals = intervals
         self.cards = cards
         self._telemetry: tuple[int, bytes] | None = None
+        self.changes = ChangeFeed()
+        self._deltas: tuple[int, dict[tuple[int, bool], bytes]] = (-1, {})
 
     def uptime(self, now: datetime) -> float:
         return round((now - self.state.started_at).total_seconds(), 3)
@@ -73,6 +113,10 @@ class LiveApi:
                     "labels": {
                         name: meta.metric(name).labels for name in cards if meta.metric(name).labels
                     },
+                    "names": {name: friendly(name, meta.metric(name)) for name in cards},
+                    "descriptions": {name: meta.metric(name).description for name in cards},
+                    "kinds": {name: meta.metric(name).kind for name in cards},
+                    "ups": ups_panel(meta),
                 }
             )
         return out
@@ -98,20 +142,48 @@ class LiveApi:
         doc["alarms"] = self._alarms(device)
         return doc
 
+    def _snapshot(self) -> dict[str, tuple[str | None, str, dict[str, float]]]:
+        out = {}
+        for device in self.store.meta:
+            last_ok = self.store.last_ok.get(device)
+            out[device] = (
+                iso(last_ok.ts) if last_ok else None,
+                self.device_state(device),
+                values_of(last_ok) if last_ok else {},
+            )
+        return out
+
+    def telemetry_since(self, since: int, cards: bool) -> bytes:
+        """The values changed after `since` (see ChangeFeed); with `cards`, only the metrics
+        the dashboard's cards show. Bodies are kept per tick and (since, cards)."""
+        version = self.store.version
+        if self._deltas[0] != version:
+            self.changes.update(version, self._snapshot())
+            self._deltas = (version, {})
+        bodies = self._deltas[1]
+        body = bodies.get((since, cards))
+        if body is None:
+            chosen = None
+            if cards:
+                chosen = {
+                    d: self._card_metrics(d, self.store.last_ok.get(d)) for d in self.store.meta
+                }
+            doc = self.changes.since(since, chosen)
+            body = json.dumps(doc, separators=(",", ":")).encode()
+            if len(bodies) < 64:
+                bodies[(since, cards)] = body
+        return body
+
     def telemetry(self, now: datetime) -> bytes:
         """All devices' latest values. Serialised once per collector tick and reused, since a
         dashboard and scrapers ask far more often than values change."""
         cached = self._telemetry
         if cached is not None and cached[0] == self.store.version:
             return cached[1]
-        devices = {}
-        for device in self.store.meta:
-            last_ok = self.store.last_ok.get(device)
-            devices[device] = {
-                "timestamp": iso(last_ok.ts) if last_ok else None,
-                "state": self.device_state(device),
-                "values": values_of(last_ok) if last_ok else {},
-            }
+        devices = {
+            device: {"timestamp": ts, "state": state, "values": values}
+            for device, (ts, state, values) in self._snapshot().items()
+        }
         body = json.dumps(
             {"generated_at": iso(now), "devices": devices}, separators=(",", ":")
         ).encode()

@@ -22,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from energy_pipeline.config import DEVICE_ID_PATTERN, HttpOutput
 from energy_pipeline.live.api import LiveApi
+from energy_pipeline.live.encoding import BodyCache, accepts_gzip, matches
+from energy_pipeline.live.history import History, HistoryError
 from energy_pipeline.live.metrics import MetricsSink
 
 log = logging.getLogger("energy_pipeline.http")
@@ -41,7 +43,7 @@ TOKEN_COOKIE = "ep_token"
 _DEVICE = re.compile(DEVICE_ID_PATTERN)
 _SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
-    ("Cache-Control", "no-store"),
+    ("Cache-Control", "no-cache"),
     ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:"),
     ("Referrer-Policy", "no-referrer"),
 )
@@ -81,10 +83,10 @@ def error(status: HTTPStatus, message: str) -> Response:
 def load_static() -> dict[str, tuple[bytes, str]]:
     """The dashboard's files by URL: `/` is index.html, the rest under /static/<name>."""
     files: dict[str, tuple[bytes, str]] = {}
-    for path in sorted(STATIC_DIR.iterdir()):
+    for path in sorted(STATIC_DIR.rglob("*")):
         kind = STATIC_TYPES.get(path.suffix)
         if path.is_file() and kind:
-            files[f"/static/{path.name}"] = (path.read_bytes(), kind)
+            files[f"/static/{path.relative_to(STATIC_DIR).as_posix()}"] = (path.read_bytes(), kind)
     files["/"] = files["/static/index.html"]
     return files
 
@@ -96,8 +98,11 @@ class HttpServer:
         api: LiveApi,
         metrics: MetricsSink,
         clock: Callable[[], datetime],
+        history: History | None = None,
     ):
         self.cfg = cfg
+        self.history = history
+        self._bodies = BodyCache()
         self.api = api
         self.metrics = metrics
         self.clock = clock
@@ -122,6 +127,8 @@ class HttpServer:
             task.cancel()
         await asyncio.gather(*self._clients, return_exceptions=True)
         await self._server.wait_closed()
+        if self.history is not None:
+            self.history.close()
 
     def offer(self, outcomes: object) -> None:
         """Reads come from the shared store; nothing to queue here."""
@@ -177,7 +184,7 @@ class HttpServer:
             resp.extra = (("WWW-Authenticate", 'Bearer realm="energy_pipeline"'),)
             return resp
         try:
-            resp = await self._route(request)
+            resp = self._encode(request, await self._route(request))
         except BadRequest as exc:
             return error(exc.status, str(exc))
         if self._token is not None and "token" in request.query:
@@ -187,6 +194,20 @@ class HttpServer:
             resp.extra = (*resp.extra, ("Set-Cookie", cookie))
         return resp
 
+    def _encode(self, request: Request, resp: Response) -> Response:
+        """ETag on every 200, 304 when the client holds that body, gzip when accepted."""
+        if resp.status != HTTPStatus.OK:
+            return resp
+        etag, gz = self._bodies.encode(resp.body)
+        headers = (*resp.extra, ("ETag", etag), ("Vary", "Accept-Encoding"))
+        if matches(request.headers.get("if-none-match", ""), etag):
+            return Response(HTTPStatus.NOT_MODIFIED, b"", resp.content_type, headers)
+        if gz is not None and accepts_gzip(request.headers.get("accept-encoding", "")):
+            return Response(
+                resp.status, gz, resp.content_type, (*headers, ("Content-Encoding", "gzip"))
+            )
+        return Response(resp.status, resp.body, resp.content_type, headers)
+
     async def _route(self, request: Request) -> Response:
         path = request.path
         now = self.clock()
@@ -194,6 +215,12 @@ class HttpServer:
             body, kind = self._static[path]
             return Response(HTTPStatus.OK, body, kind)
         if path == "/api/telemetry":
+            if "since" in request.query or "view" in request.query:
+                since = request.query.get("since", ["0"])[0]
+                if not since.isdigit():
+                    raise BadRequest(HTTPStatus.BAD_REQUEST, "since: expected a sequence number")
+                cards = request.query.get("view", [""])[0] == "cards"
+                return Response(HTTPStatus.OK, self.api.telemetry_since(int(since), cards))
             return Response(HTTPStatus.OK, self.api.telemetry(now))
         if path.startswith("/api/telemetry/"):
             device = path.removeprefix("/api/telemetry/")
@@ -205,7 +232,16 @@ class HttpServer:
         if path == "/api/alerts":
             return json_response(HTTPStatus.OK, self.api.alerts_doc())
         if path == "/api/history":
-            return json_response(HTTPStatus.OK, {"series": self.api.store.chart()})
+            if self.history is None or "device" not in request.query:
+                return json_response(HTTPStatus.OK, {"series": self.api.store.chart()})
+            try:
+                doc = await self.history.serve(request.query, now)
+            except HistoryError as exc:
+                raise BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            except Exception:
+                log.exception("history query failed")
+                return error(HTTPStatus.INTERNAL_SERVER_ERROR, "history query failed")
+            return json_response(HTTPStatus.OK, doc)
         if path == "/api/health":
             code, doc = self.api.health(now)
             return json_response(HTTPStatus(code), doc)
