@@ -49,6 +49,7 @@ def status_document(state: CollectorState) -> dict[str, Any]:
         storage_error=state.storage_error,
         disk_free_bytes=state.disk_free_bytes,
         disk_total_bytes=state.disk_total_bytes,
+        outputs=state.output_figures() if state.output_figures else {},
     )
 
 
@@ -125,6 +126,17 @@ def render(docs: list[dict[str, Any]], config: Config) -> str:
                 f"not yet durable {doc.get('pending_rows', 0)}, "
                 f"dropped {doc.get('dropped_rows', 0)}"
             )
+        for name, out in (doc.get("outputs") or {}).items():
+            line = f"  output {name}: dropped {out.get('dropped', 0)}"
+            if "state" in out:
+                line = (
+                    f"  output {name}: {out['state']}, written {out.get('written')}, "
+                    f"queued {out.get('queued')}, dropped {out.get('dropped')}, "
+                    f"rejected {out.get('rejected')}"
+                )
+                if out.get("last_error"):
+                    line += f"  last error: {out['last_error']}"
+            lines.append(line)
         devices = doc.get("devices") or {}
         width = max((len(d) for d in devices), default=6)
         for dev_id, dev in devices.items():

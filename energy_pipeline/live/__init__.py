@@ -1,6 +1,6 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
-/metrics, MQTT, webhook, file output and alerts. `build_sinks(config, state)` gives the
-collector its list of sinks; each takes outcomes through a non-blocking `offer`.
+/metrics, MQTT, webhook, file output, InfluxDB and alerts. `build_sinks(config, state)` gives
+the collector its list of sinks; each takes outcomes through a non-blocking `offer`.
 
 The live floor runs inside the collector's process but sits below it: the CLI hands these
 sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
@@ -20,6 +21,7 @@ from energy_pipeline.live.alerts import AlertEngine, AlertSink, DiskWatch, site_
 from energy_pipeline.live.api import LiveApi
 from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.http import HttpServer
+from energy_pipeline.live.influxdb import InfluxSink, point_encoder
 from energy_pipeline.live.metrics import MetricsSink
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.state import CollectorView
@@ -43,13 +45,18 @@ class LiveOutputs:
     mqtt: MqttSink | None = None
     webhook: WebhookSink | None = None
     file: FileSink | None = None
+    influxdb: InfluxSink | None = None
     sinks: list[OutcomeSink] = field(default_factory=list)
 
-    def dropped(self) -> dict[str, int]:
-        out = {}
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Per queued output: what its queue dropped, and the InfluxDB output's delivery state
+        (for /metrics and the status file)."""
+        out: dict[str, dict[str, Any]] = {}
         for name, sink in (("mqtt", self.mqtt), ("webhook", self.webhook), ("file", self.file)):
             if sink is not None:
-                out[name] = sink.queue.dropped
+                out[name] = {"dropped": sink.queue.dropped}
+        if self.influxdb is not None:
+            out["influxdb"] = self.influxdb.figures()
         return out
 
 
@@ -76,7 +83,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     engine = AlertEngine(site_rules(config, meta), clock(), DiskWatch(config.alerts.disk))
     alerts = AlertSink(engine, clock, disk=lambda: (state.disk_free_bytes, state.disk_total_bytes))
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
-    live.metrics.dropped = live.dropped
+    live.metrics.outputs = live.figures
+    state.output_figures = live.figures
     sinks: list[OutcomeSink] = [store, live.metrics]
     if out.mqtt is not None:
         live.mqtt = MqttSink(out.mqtt, config, meta)
@@ -89,6 +97,9 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     if out.file is not None:
         live.file = FileSink(out.file, config.resolve(out.file.path), config.site.timezone)
         sinks.append(live.file)
+    if out.influxdb is not None:
+        live.influxdb = InfluxSink(out.influxdb, point_encoder(config, out.influxdb, meta))
+        sinks.append(live.influxdb)
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
         api = LiveApi(store, state, alerts, catalog.intervals, out.http.cards)

@@ -5,10 +5,12 @@ benchmarks)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+OutputFigures = Callable[[], dict[str, dict[str, Any]]]
 
 
 class DeviceView(Protocol):
@@ -38,6 +40,9 @@ class CollectorView(Protocol):
     @property
     def disk_total_bytes(self) -> int | None: ...
 
+    output_figures: OutputFigures | None
+    """Set by the live outputs, read by the collector's status file."""
+
 
 @dataclass
 class StandaloneDevice:
@@ -53,3 +58,4 @@ class StandaloneState:
     wal_backlog_rows: int = 0
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
+    output_figures: OutputFigures | None = None
