@@ -26,7 +26,6 @@ from energy_pipeline.config import load_config
 from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
-from energy_pipeline_tests.conftest import require_program
 from energy_pipeline_tests.influx_support import Influxd
 from energy_pipeline_tests.live_support import T0, Clock, failed, free_port, ok, write_site
 
@@ -44,15 +43,6 @@ outputs:
     backoff_initial: 0.1
     backoff_max: 0.5
 {extra}"""
-
-
-@pytest.fixture
-def influxd(tmp_path: Path) -> Iterator[Influxd]:
-    server = Influxd(require_program("influxd"), tmp_path)
-    server.start()
-    server.query("CREATE DATABASE energy")
-    yield server
-    server.stop()
 
 
 def live_for(
