@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -72,7 +73,12 @@ def _kinds(config: Config) -> pa.Table:
 
 
 def read_window(
-    config: Config, table: str, start: datetime, end: datetime, device: str | None
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    table: str,
+    start: datetime,
+    end: datetime,
+    device: str | None,
 ) -> tuple[pa.Table, list[str]]:
     """The window's rows as (ts, device_id, metric, value), sorted by device and ts, and the
     files skipped (by name and why)."""
@@ -80,8 +86,6 @@ def read_window(
     empty = pa.table({n: pa.array([], RAW_SCHEMA.field(n).type) for n in RAW_SCHEMA.names})
     if not scan.files:
         return empty, scan.problems
-    con = connect()
-    con.register("kinds", _kinds(config))
     paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in scan.files)
     where = "r.ts >= $start AND r.ts < $end" + (" AND r.device_id = $device" if device else "")
     params: dict[str, object] = {"start": start, "end": end}
@@ -93,7 +97,7 @@ def read_window(
         "LEFT JOIN kinds k ON r.device_id = k.device_id AND r.metric = k.metric "
         f"WHERE {where} ORDER BY r.device_id, r.ts, r.metric"
     )
-    rows = con.execute(sql, params).to_arrow_table()
+    rows = con.sql(sql, params=params).to_arrow_table()
     return rows.cast(RAW_SCHEMA), scan.problems
 
 
@@ -145,12 +149,14 @@ def export_influxdb(
     zone = ZoneInfo(config.site.timezone)
     days = days_between(first, last)
     summary = ExportSummary()
+    con = connect()
+    con.register("kinds", _kinds(config))
     for i, day in enumerate(days, 1):
         start, end = day_window(day, zone)
         points = 0
         for hour in hours_of(start, end):  # an hour at a time bounds the memory a day needs
             window = (max(hour, start), min(hour + HOUR, end))
-            rows, problems = read_window(config, table, *window, device)
+            rows, problems = read_window(con, config, table, *window, device)
             for problem in problems:
                 print(f"warning: {problem}", file=progress)
             body = encoder.long_table(rows)
