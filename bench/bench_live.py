@@ -547,13 +547,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.seconds = min(args.seconds, MAX_WINDOW)
-    print(
-        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-        f"{args.devices} Janitza + 1 Luxtronik-sized device at 1 s; {args.seconds:g} s windows, "
-        f"median of {args.repeats}"
-    )
+    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     if not args.only_influxdb:
+        print(
+            f"# all outputs: {args.devices} Janitza + 1 Luxtronik-sized device at 1 s; "
+            f"{args.seconds:g} s windows, median of {args.repeats}"
+        )
         all_outputs(args)
+    print(
+        f"# InfluxDB output: {args.influx_devices} Janitza + 1 Luxtronik-sized device at 1 s; "
+        f"{args.seconds:g} s windows, median of {args.influx_repeats}"
+    )
     influx_section(args)
     print(f"# load average {os.getloadavg()[0]:.2f} at end")
 

@@ -115,6 +115,28 @@ def test_values_and_timestamps_read_back_exact(tmp_path: Path, influxd: Influxd)
     assert dict(fields)["status"] == "integer" and dict(fields)["load_power"] == "float"
 
 
+@pytest.mark.parametrize("precision", ["ns", "us", "s"])
+def test_precision_and_retention_policy_reach_influxdb(
+    tmp_path: Path, influxd: Influxd, precision: str
+) -> None:
+    influxd.query('CREATE RETENTION POLICY "week" ON "energy" DURATION 7d REPLICATION 1')
+    extra = f"    precision: {precision}\n    retention_policy: week\n"
+    live, _ = live_for(tmp_path, influxd.url, extra=extra)
+    ts = T0 + timedelta(seconds=3, microseconds=250_000 if precision != "s" else 0)
+
+    async def main() -> None:
+        await started(live)
+        offer(live, [ok("ups1", ts)])
+        assert live.influxdb is not None
+        await until(lambda: live.influxdb.written == 1)
+        await stopped(live)
+
+    asyncio.run(main())
+    rows = influxd.rows('SELECT battery_level FROM "energy"."week"."energy"', "energy", "u")
+    assert [(r["time"], r["battery_level"]) for r in rows] == [(int(ts.timestamp() * 1e6), 87.0)]
+    assert influxd.rows("SELECT * FROM energy", "energy") == []  # not in the default policy
+
+
 def test_tag_values_with_spaces_commas_and_equals_round_trip(
     tmp_path: Path, influxd: Influxd
 ) -> None:

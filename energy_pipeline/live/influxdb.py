@@ -182,7 +182,8 @@ class InfluxSink:
         self._task = asyncio.create_task(self._run(), name="influxdb")
 
     async def stop(self) -> None:
-        """Send what is queued once more (no retries: the lake keeps it for a backfill)."""
+        """Send what is queued, once: the first failure ends it (no retries, no waiting out
+        one timeout per batch), the lake keeps the rest for a backfill."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -191,7 +192,12 @@ class InfluxSink:
         for i in range(0, len(rest), self.cfg.batch_max_points):
             batch = rest[i : i + self.cfg.batch_max_points]
             result = await loop.run_in_executor(self._thread, self._send, batch)
-            self._account(batch, result)
+            if not self._account(batch, result):
+                log.warning(
+                    f"influxdb: {len(rest) - i} points not written at shutdown; "
+                    "`energy-pipeline export influxdb` writes them from the lake"
+                )
+                break
         self._thread.shutdown(wait=False, cancel_futures=True)
 
     def offer(self, outcomes: Sequence[PollOutcome]) -> None:
