@@ -323,11 +323,11 @@ def influx_delivered(influxd, data_dir: Path, t0: float, t1: float) -> dict[str,
     """Points InfluxDB holds for the window's instants against the lake's successful polls."""
     lo, hi = int(t0 * 1e9), int(t1 * 1e9)
     points = 0
-    for series in influxd.query(
-        f"SELECT count(*) FROM energy WHERE time >= {lo} AND time < {hi} GROUP BY device_id",
-        "bench",
-    ):
-        points += max(v for v in series["values"][0][1:] if v is not None)
+    for field in ("frequency", "v0000"):  # every Janitza point has one, the 1,800-value one
+        for series in influxd.query(
+            f'SELECT count("{field}") FROM energy WHERE time >= {lo} AND time < {hi}', "bench"
+        ):
+            points += series["values"][0][1]
     polls = f"read_parquet('{data_dir}/polls/**/*.parquet')"
     lo_iso = datetime.fromtimestamp(t0, UTC).isoformat()
     hi_iso = datetime.fromtimestamp(t1, UTC).isoformat()

@@ -95,7 +95,7 @@ class Influxd:
         """The series of one InfluxQL statement (POST, so it may create or drop things)."""
         params = {"q": q, "epoch": epoch, **({"db": db} if db else {})}
         body = urllib.parse.urlencode(params).encode()
-        with urllib.request.urlopen(f"{self.url}/query", body, timeout=10) as r:
+        with urllib.request.urlopen(f"{self.url}/query", body, timeout=60) as r:
             doc = json.loads(r.read())
         result = doc["results"][0]
         if "error" in result:

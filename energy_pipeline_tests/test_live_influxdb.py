@@ -27,7 +27,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline_tests.influx_support import Influxd
-from energy_pipeline_tests.live_support import T0, Clock, failed, free_port, ok, write_site
+from energy_pipeline_tests.live_support import T0, Clock, failed, free_port, ok, until, write_site
 
 # The issue's outage is 30 s; the behaviour (connection refused while the points queue and the
 # batch waits in backoff, then everything delivered) is the same for a shorter one, which keeps
@@ -57,15 +57,6 @@ def live_for(
     return build_outputs(config, state, Clock()), state
 
 
-async def until(predicate, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
-
-
 async def started(live: LiveOutputs) -> None:
     for sink in live.sinks:
         await sink.start()
@@ -81,6 +72,20 @@ def offer(live: LiveOutputs, outcomes: list[PollOutcome]) -> None:
         sink.offer(outcomes)
 
 
+def deliver(live: LiveOutputs, *ticks: list[PollOutcome], points: int) -> None:
+    """Run the outputs, offer the ticks, wait until InfluxDB took `points`, stop."""
+
+    async def main() -> None:
+        await started(live)
+        for tick in ticks:
+            offer(live, tick)
+        assert live.influxdb is not None
+        await until(lambda: live.influxdb.written == points)
+        await stopped(live)
+
+    asyncio.run(main())
+
+
 def test_values_and_timestamps_read_back_exact(tmp_path: Path, influxd: Influxd) -> None:
     live, _ = live_for(tmp_path, influxd.url)
     awkward = {
@@ -93,15 +98,12 @@ def test_values_and_timestamps_read_back_exact(tmp_path: Path, influxd: Influxd)
     }
     ts1 = T0 + timedelta(milliseconds=250)
 
-    async def main() -> None:
-        await started(live)
-        offer(live, [ok("ups1", T0, **awkward), ok("ups2", T0, energy_total=1e21)])
-        offer(live, [ok("ups1", ts1, load_power=float("nan")), failed("ups2", ts1)])
-        assert live.influxdb is not None
-        await until(lambda: live.influxdb.written == 3)
-        await stopped(live)
-
-    asyncio.run(main())
+    deliver(
+        live,
+        [ok("ups1", T0, **awkward), ok("ups2", T0, energy_total=1e21)],
+        [ok("ups1", ts1, load_power=float("nan")), failed("ups2", ts1)],
+        points=3,
+    )
     rows = influxd.rows("SELECT * FROM energy ORDER BY time", "energy")
     by_key = {(r["device_id"], r["time"]): r for r in rows}
     assert len(rows) == 3, rows
@@ -124,14 +126,7 @@ def test_precision_and_retention_policy_reach_influxdb(
     live, _ = live_for(tmp_path, influxd.url, extra=extra)
     ts = T0 + timedelta(seconds=3, microseconds=250_000 if precision != "s" else 0)
 
-    async def main() -> None:
-        await started(live)
-        offer(live, [ok("ups1", ts)])
-        assert live.influxdb is not None
-        await until(lambda: live.influxdb.written == 1)
-        await stopped(live)
-
-    asyncio.run(main())
+    deliver(live, [ok("ups1", ts)], points=1)
     rows = influxd.rows('SELECT battery_level FROM "energy"."week"."energy"', "energy", "u")
     assert [(r["time"], r["battery_level"]) for r in rows] == [(int(ts.timestamp() * 1e6), 87.0)]
     assert influxd.rows("SELECT * FROM energy", "energy") == []  # not in the default policy
@@ -147,14 +142,7 @@ def test_tag_values_with_spaces_commas_and_equals_round_trip(
         tags='tags: {name: "Hall 2, rack=A  b", "room key": "x,y=z"}',
     )
 
-    async def main() -> None:
-        await started(live)
-        offer(live, [ok("ups1", T0)])
-        assert live.influxdb is not None
-        await until(lambda: live.influxdb.written == 1)
-        await stopped(live)
-
-    asyncio.run(main())
+    deliver(live, [ok("ups1", T0)], points=1)
     rows = influxd.rows('SELECT * FROM "energy live, v1"', "energy")
     assert len(rows) == 1
     assert rows[0]["name"] == "Hall 2, rack=A  b" and rows[0]["room key"] == "x,y=z"
@@ -327,14 +315,7 @@ def test_v2_request_format_retries_and_split(
     recorder.script[:] = [503, 413]  # type: ignore[attr-defined]
     outcomes = [ok("ups1", T0 + timedelta(seconds=i), status=i % 2) for i in range(4)]
 
-    async def main() -> None:
-        await started(live)
-        offer(live, outcomes)
-        assert live.influxdb is not None
-        await until(lambda: live.influxdb.written == 4)
-        await stopped(live)
-
-    asyncio.run(main())
+    deliver(live, outcomes, points=4)
     requests = recorder.requests  # type: ignore[attr-defined]
     assert len(requests) == 4  # 503, 413 of all four, then two halves
     for request_path, headers, _ in requests:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from energy_pipeline_tests.collector_support import read_lake
-from energy_pipeline_tests.conftest import REPO, cli_env
-from energy_pipeline_tests.live_support import free_port
+from energy_pipeline_tests.live_support import free_port, spawn
 
 SITE = """\
 site: {{name: e2e, timezone: UTC}}
@@ -34,17 +32,6 @@ devices:
 outputs:
   influxdb: {{url: "{url}", database: energy, batch_seconds: 1}}
 """
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "energy_pipeline", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=REPO,
-    )
 
 
 def test_collect_feeds_influxdb_every_poll_of_the_lake(influxd, tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 device's `tags:`, so Grafana dashboards that read an InfluxDB keep working beside the lake.
 
 Points wait in a bounded drop-oldest queue (`queue_max_points`; what overflows is counted and
-`energy-pipeline export influxdb` refills it from the lake). A batch leaves when the oldest
-queued point has waited `batch_seconds` or `batch_max_points` are queued; it is encoded,
+`energy-pipeline export influxdb` refills it from the lake). A batch leaves `batch_seconds`
+after points started waiting, or as soon as `batch_max_points` are queued; it is encoded,
 gzipped and POSTed by a worker thread of its own, so neither the encoding nor an InfluxDB that
 hangs until the timeout ever holds the event loop the polls run on. 5xx answers, 429 and
 connection errors are retried with capped exponential backoff, the batch going back to the
