@@ -121,13 +121,13 @@ def test_values_and_timestamps_read_back_exact(tmp_path: Path, influxd: Influxd)
 def test_precision_and_retention_policy_reach_influxdb(
     tmp_path: Path, influxd: Influxd, precision: str
 ) -> None:
-    influxd.query('CREATE RETENTION POLICY "week" ON "energy" DURATION 7d REPLICATION 1')
-    extra = f"    precision: {precision}\n    retention_policy: week\n"
+    influxd.query('CREATE RETENTION POLICY "kept" ON "energy" DURATION INF REPLICATION 1')
+    extra = f"    precision: {precision}\n    retention_policy: kept\n"
     live, _ = live_for(tmp_path, influxd.url, extra=extra)
     ts = T0 + timedelta(seconds=3, microseconds=250_000 if precision != "s" else 0)
 
     deliver(live, [ok("ups1", ts)], points=1)
-    rows = influxd.rows('SELECT battery_level FROM "energy"."week"."energy"', "energy", "u")
+    rows = influxd.rows('SELECT battery_level FROM "energy"."kept"."energy"', "energy", "u")
     assert [(r["time"], r["battery_level"]) for r in rows] == [(int(ts.timestamp() * 1e6), 87.0)]
     assert influxd.rows("SELECT * FROM energy", "energy") == []  # not in the default policy
 
@@ -331,6 +331,37 @@ def test_v2_request_format_retries_and_split(
         "input_voltage=230.5,battery_level=87,load_power=412,temperature=31.5,"
         f"energy_total=1234.5,status=1i {t0 + 1}"
     )
+
+
+def test_a_bad_token_is_logged_once_without_the_token(
+    tmp_path: Path,
+    recorder: ThreadingHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("INFLUX_TOKEN", "tok-wrong-654321")
+    write_site(tmp_path)
+    path = tmp_path / "site.yaml"
+    path.write_text(path.read_text() + V2.format(port=recorder.server_address[1]))
+    live = build_outputs(load_config(path), StandaloneState(), Clock())
+    recorder.script[:] = [401, 401, 401]  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        await started(live)
+        sink = live.influxdb
+        assert sink is not None
+        for i in range(3):
+            offer(live, [ok("ups1", T0 + timedelta(seconds=i))] * 4)
+            await until(lambda i=i: sink.requests == i + 1)
+        assert sink.rejected == 12 and sink.state == "rejected"
+        await stopped(live)
+
+    with caplog.at_level(logging.INFO, "energy_pipeline.influxdb"):
+        asyncio.run(main())
+    assert len(recorder.requests) == 3  # type: ignore[attr-defined]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and "HTTP 401" in errors[0], errors
+    assert "tok-wrong-654321" not in caplog.text
 
 
 def test_config_names_the_missing_key(tmp_path: Path) -> None:
