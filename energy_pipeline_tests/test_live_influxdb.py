@@ -229,7 +229,9 @@ def test_wrong_database_is_one_log_line_and_no_retry_loop(
     assert secret not in str(figures) and all(secret not in m for m in caplog.messages)
 
 
-def test_overflow_counted_in_metrics_and_status(tmp_path: Path) -> None:
+def test_overflow_counted_in_metrics_and_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Nothing listens: the queue keeps the newest points, counts the rest, and says so."""
     live, _ = live_for(
         tmp_path, f"http://127.0.0.1:{free_port()}", extra="    queue_max_points: 5\n"
@@ -255,7 +257,9 @@ def test_overflow_counted_in_metrics_and_status(tmp_path: Path) -> None:
         assert "output influxdb: retrying" in render([{**doc, "running": True}])
         await sink.stop()
 
-    asyncio.run(main())
+    with caplog.at_level(logging.INFO, "energy_pipeline.influxdb"):
+        asyncio.run(main())
+    assert sum("queue full" in m for m in caplog.messages) == 1, caplog.messages
 
 
 class _Recorder(BaseHTTPRequestHandler):

@@ -172,7 +172,8 @@ class InfluxSink:
         self.state = "idle"
         self.last_error: str | None = None
         self._delay = cfg.backoff_initial
-        self._drops_logged = 0
+        self._drops_seen = 0
+        self._dropping = False
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending: list[PollOutcome] = []
@@ -206,12 +207,13 @@ class InfluxSink:
                 self.queue.put(outcome)
         if len(self.queue) >= self.cfg.batch_max_points:
             self._full.set()
-        if self.queue.dropped > self._drops_logged and not self._drops_logged:
+        if self.queue.dropped > self._drops_seen and not self._dropping:
             log.warning(
                 f"influxdb queue full ({self.cfg.queue_max_points} points): dropping the oldest; "
                 "`energy-pipeline export influxdb` writes them from the lake later"
             )
-        self._drops_logged = self.queue.dropped
+            self._dropping = True
+        self._drops_seen = self.queue.dropped
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -268,6 +270,7 @@ class InfluxSink:
                 log.info(f"influxdb writes to {self.writer.target} work again")
             self.written += len(batch)
             self.state, self.last_error, self._delay = "ok", None, self.cfg.backoff_initial
+            self._dropping = False
             return True
         self.last_error = result.detail
         if result.verdict == "retry":
