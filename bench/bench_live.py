@@ -408,9 +408,9 @@ def output_throughput(count: int, ticks: int = 100) -> dict[str, float]:
     import asyncio
     from datetime import timedelta
 
+    from energy_pipeline.catalog import build_catalog
     from energy_pipeline.config import load_config
     from energy_pipeline.live.influxdb import InfluxSink, point_encoder
-    from energy_pipeline.live.meta import site_meta
     from energy_pipeline.readings import PollOutcome
 
     with tempfile.TemporaryDirectory(prefix="bench-influx-") as tmp:
@@ -426,7 +426,7 @@ def output_throughput(count: int, ticks: int = 100) -> dict[str, float]:
         config = load_config(cfg)
         out = config.outputs.influxdb
         assert out is not None
-        sink = InfluxSink(out, point_encoder(config, out, site_meta(config)))
+        sink = InfluxSink(out, point_encoder(config, out, build_catalog(config).devices))
         base = influx_tick(count)
         batches = [
             [

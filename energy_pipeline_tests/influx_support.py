@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from energy_pipeline_tests.live_support import free_port
+from energy_pipeline_tests.kit.ports import free_port
 
 CONFIG = """\
 reporting-disabled = true

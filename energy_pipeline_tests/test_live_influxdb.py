@@ -27,7 +27,8 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.readings import PollOutcome, Sample
 from energy_pipeline_tests.influx_support import Influxd
-from energy_pipeline_tests.live_support import T0, Clock, failed, free_port, ok, until, write_site
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.live_support import T0, Clock, failed, ok, until, ups_site_file
 
 # The issue's outage is 30 s; the behaviour (connection refused while the points queue and the
 # batch waits in backoff, then everything delivered) is the same for a shorter one, which keeps
@@ -48,8 +49,7 @@ outputs:
 def live_for(
     tmp_path: Path, url: str, db: str = "energy", extra: str = "", tags: str = ""
 ) -> tuple[LiveOutputs, StandaloneState]:
-    write_site(tmp_path, INFLUX.format(url=url, db=db, extra=extra))
-    path = tmp_path / "site.yaml"
+    path = ups_site_file(tmp_path, INFLUX.format(url=url, db=db, extra=extra))
     if tags:
         path.write_text(path.read_text().replace("tags: {name: Server room UPS}", tags))
     config = load_config(path)
@@ -312,8 +312,7 @@ def test_v2_request_format_retries_and_split(
 ) -> None:
     """503 is retried, 413 halves the batch; path, headers and the gzipped body as v2 wants."""
     monkeypatch.setenv("INFLUX_TOKEN", "tok-123456")
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
+    path = ups_site_file(tmp_path)
     path.write_text(path.read_text() + V2.format(port=recorder.server_address[1]))
     live = build_outputs(load_config(path), StandaloneState(), Clock())
     recorder.script[:] = [503, 413]  # type: ignore[attr-defined]
@@ -344,8 +343,7 @@ def test_a_bad_token_is_logged_once_without_the_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("INFLUX_TOKEN", "tok-wrong-654321")
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
+    path = ups_site_file(tmp_path)
     path.write_text(path.read_text() + V2.format(port=recorder.server_address[1]))
     live = build_outputs(load_config(path), StandaloneState(), Clock())
     recorder.script[:] = [401, 401, 401]  # type: ignore[attr-defined]
@@ -371,8 +369,7 @@ def test_a_bad_token_is_logged_once_without_the_token(
 def test_config_names_the_missing_key(tmp_path: Path) -> None:
     from energy_pipeline_tests.conftest import run_cli
 
-    write_site(tmp_path)
-    path = tmp_path / "site.yaml"
+    path = ups_site_file(tmp_path)
     path.write_text(
         path.read_text()
         + "outputs:\n  influxdb: {url: 'http://127.0.0.1:1', api: v2, org: o, token: t}\n"

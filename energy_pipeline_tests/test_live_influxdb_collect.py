@@ -11,7 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from energy_pipeline_tests.collector_support import read_lake
-from energy_pipeline_tests.live_support import free_port, spawn
+from energy_pipeline_tests.kit.ports import free_port
+from energy_pipeline_tests.kit.sims import python
 
 SITE = """\
 site: {{name: e2e, timezone: UTC}}
@@ -37,11 +38,12 @@ outputs:
 def test_collect_feeds_influxdb_every_poll_of_the_lake(influxd, tmp_path: Path) -> None:
     config = tmp_path / "site.yaml"
     config.write_text(SITE.format(umg=free_port(), ups=free_port(), url=influxd.url))
-    sim = spawn("simulate", "--config", str(config), "--json")
+    piped = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    sim = python("simulate", "--config", str(config), "--json", **piped)
     collector: subprocess.Popen[str] | None = None
     try:
         assert sim.stdout is not None and "endpoints" in sim.stdout.readline()
-        collector = spawn("collect", "--config", str(config))
+        collector = python("collect", "--config", str(config), **piped)
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             rows = influxd.rows("SELECT count(frequency) FROM energy GROUP BY device_id", "energy")

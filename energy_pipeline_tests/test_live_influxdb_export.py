@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from energy_pipeline.transforms.catalog import build_catalog
-from energy_pipeline.transforms.lakefiles import write_hourly
-
+from energy_pipeline.catalog import build_catalog
 from energy_pipeline.lake.layout import MINUTE_READINGS
+from energy_pipeline.lake.tables import write_hourly
 from energy_pipeline.transforms.minute import compute_minutes
 from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
 from energy_pipeline_tests.conftest import run_cli
+from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.lakedata import site, write_raw
 
 E = "energy_active_import_total"
@@ -109,8 +109,6 @@ def test_backfill_without_an_influxdb_output_is_a_usage_error(tmp_path: Path) ->
 
 
 def test_backfill_of_an_unreachable_influxdb_says_where_to_resume(tmp_path: Path) -> None:
-    from energy_pipeline_tests.live_support import free_port
-
     extra = (
         f"outputs:\n  influxdb: {{url: 'http://127.0.0.1:{free_port()}', database: energy,"
         " backoff_initial: 0.01, backoff_max: 0.02}\n"
