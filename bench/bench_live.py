@@ -457,6 +457,88 @@ def output_throughput(count: int, ticks: int = 100) -> dict[str, float]:
     return {"points_per_s": total / took, "values_per_s": values / took, "seconds": took}
 
 
+class Accepting:
+    """Answers every POST with 204 at once: an InfluxDB that costs nothing."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def influx_loop_lag(count: int, seconds: float = 20.0, rate: float = 4.0) -> dict[str, float]:
+    """What the output's own thread costs the event loop the polls run on: 1 ms sleeps probe
+    the loop while ticks of N + 1 points arrive `rate` times a second (batches fill up), the
+    output off and on, posting to a server that answers at once (influxd's own CPU apart)."""
+    import asyncio
+    from datetime import timedelta
+
+    from energy_pipeline.catalog import build_catalog
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live.influxdb import InfluxSink, point_encoder
+    from energy_pipeline.readings import PollOutcome
+
+    server = Accepting()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-influx-lag-") as tmp:
+        target = {"url": f"http://127.0.0.1:{server.port}", "database": "bench"}
+        config = load_config(write_config(Path(tmp), 20000, count, {"influxdb": target}))
+        out = config.outputs.influxdb
+        assert out is not None
+        base = influx_tick(count)
+
+        async def probe(sink: InfluxSink | None) -> list[float]:
+            if sink is not None:
+                await sink.start()
+            loop = asyncio.get_running_loop()
+            lags: list[float] = []
+            end, due, k = loop.time() + seconds, loop.time(), 0
+            while loop.time() < end:
+                if sink is not None and loop.time() >= due:
+                    k += 1
+                    due += 1 / rate
+                    step = timedelta(seconds=k)
+                    sink.offer(
+                        [
+                            PollOutcome(o.device_id, o.ts + step, o.ts, o.ts, 1, o.sample)
+                            for o in base
+                        ]
+                    )
+                t = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append((loop.time() - t - 0.001) * 1000)
+            if sink is not None:
+                await sink.stop()
+            return lags
+
+        for label, sink in (
+            ("off", None),
+            ("on", InfluxSink(out, point_encoder(config, out, build_catalog(config).devices))),
+        ):
+            lags = asyncio.run(probe(sink))
+            q = statistics.quantiles(lags, n=1000)
+            figures[f"{label}_p99_ms"], figures[f"{label}_p999_ms"] = q[989], q[998]
+            figures[f"{label}_max_ms"] = max(lags)
+    server.close()
+    return figures
+
+
 def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
     """In-process, low-noise: what the collector's commit path pays per tick for the live
     outputs — the synchronous `offer` of every sink for one tick's outcomes (N Janitza-sized
@@ -578,6 +660,13 @@ def influx_section(args: argparse.Namespace) -> None:
         f"# InfluxDB output in-process to a real influxd (queue, encode, gzip, POST): "
         f"{thr['points_per_s']:.0f} points/s, {thr['values_per_s'] / 1e6:.2f} M values/s sustained "
         f"({n} Janitza + 1 Luxtronik-sized per tick)"
+    )
+    lag = influx_loop_lag(n)
+    print(
+        f"# event-loop steps while the output takes {4 * (n + 1)} points/s (4x the site's rate), "
+        f"off → on: p99 {lag['off_p99_ms']:.1f} → {lag['on_p99_ms']:.1f} ms, p99.9 "
+        f"{lag['off_p999_ms']:.1f} → {lag['on_p999_ms']:.1f} ms, max {lag['off_max_ms']:.0f} → "
+        f"{lag['on_max_ms']:.0f} ms"
     )
     runs: dict[str, list[dict[str, float]]] = {"off": [], "influxdb": []}
     for i in range(args.influx_repeats):
