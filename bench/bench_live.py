@@ -296,8 +296,10 @@ def run_once(
             if hole:
                 hole.close()
             if influxd is not None:
-                figures.update(influx_delivered(influxd, folder / "data", t0, t1))
-                influxd.stop()
+                try:
+                    figures.update(influx_delivered(influxd, folder / "data", t0, t1))
+                finally:
+                    influxd.stop()
         late = analyse(folder / "data", count + 1, t0, t1)
         figures.update({k: late[k] for k in ("p50_ms", "p99_ms", "max_ms", "missed")})
         if outputs_on:
