@@ -153,6 +153,7 @@ def test_tag_values_with_spaces_commas_and_equals_round_trip(
     assert [r["battery_level"] for r in chosen] == [87.0]
 
 
+@pytest.mark.slow
 def test_outage_loses_no_point_the_queue_held(
     tmp_path: Path, influxd: Influxd, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -366,6 +367,7 @@ def test_a_bad_token_is_logged_once_without_the_token(
     assert "tok-wrong-654321" not in caplog.text
 
 
+@pytest.mark.slow
 def test_config_names_the_missing_key(tmp_path: Path) -> None:
     from energy_pipeline_tests.conftest import run_cli
 

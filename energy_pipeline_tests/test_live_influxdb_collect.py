@@ -10,9 +10,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from energy_pipeline_tests.collector_support import read_lake
 from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.kit.sims import python
+
+pytestmark = pytest.mark.slow  # child processes and a real influxd
 
 SITE = """\
 site: {{name: e2e, timezone: UTC}}

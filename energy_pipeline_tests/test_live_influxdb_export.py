@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from energy_pipeline.catalog import build_catalog
 from energy_pipeline.lake.layout import MINUTE_READINGS
 from energy_pipeline.lake.tables import write_hourly
@@ -16,6 +18,8 @@ from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
 from energy_pipeline_tests.conftest import run_cli
 from energy_pipeline_tests.kit.ports import free_port
 from energy_pipeline_tests.lakedata import site, write_raw
+
+pytestmark = pytest.mark.slow  # child processes and a real influxd
 
 E = "energy_active_import_total"
 # The local day 2026-03-01 in Berlin is [02-28 23:00Z, 03-01 23:00Z).
