@@ -255,7 +255,8 @@ def test_overflow_counted_in_metrics_and_status(
         )
         doc = status_document(state)
         assert doc["outputs"]["influxdb"]["dropped"] == sink.queue.dropped
-        assert "output influxdb: retrying" in render([{**doc, "running": True}])
+        site = load_config(tmp_path / "site.yaml")
+        assert "output influxdb: retrying" in render([{**doc, "running": True}], site)
         await sink.stop()
 
     with caplog.at_level(logging.INFO, "energy_pipeline.influxdb"):
