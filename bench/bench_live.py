@@ -171,6 +171,7 @@ def write_config(folder: Path, base: int, count: int, outputs: dict | None) -> P
     }
     if outputs is not None:
         cfg["outputs"] = outputs
+    if outputs is not None and "http" in outputs:
         cfg["alerts"] = {
             "rules": [
                 {"device": "*", "metric": "frequency", "op": ">", "threshold": 0},
@@ -235,15 +236,20 @@ def lateness_ms(data_dir: Path, t0: float, t1: float) -> np.ndarray:
 
 
 def run_once(
-    count: int, seconds: float, outputs_on: bool, conns: int
+    count: int, seconds: float, mode: str, conns: int
 ) -> tuple[dict[str, float], np.ndarray]:
+    """One collector run: outputs `off`, `all` of them, or only `influxdb` (a real influxd)."""
+    outputs_on = mode == "all"
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         folder = Path(tmp)
         farm, base = start_farm(count + 1, 0.0)
         broker = Broker(folder) if outputs_on else None
         hole = BlackHole() if outputs_on else None
+        influxd = start_influxd(folder) if mode == "influxdb" else None
         http = free_port()
         outputs = None
+        if influxd is not None:
+            outputs = {"influxdb": {"url": influxd.url, "database": "bench"}}
         if outputs_on:
             assert broker is not None and hole is not None
             outputs = {
@@ -290,6 +296,11 @@ def run_once(
                 broker.close()
             if hole:
                 hole.close()
+            if influxd is not None:
+                try:
+                    figures.update(influx_delivered(influxd, folder / "data", t0, t1))
+                finally:
+                    influxd.stop()
         late = analyse(folder / "data", count + 1, t0, t1)
         figures.update({k: late[k] for k in ("p50_ms", "p99_ms", "max_ms", "missed")})
         if outputs_on:
@@ -299,6 +310,236 @@ def run_once(
             lines = sum(1 for f in (folder / "live").glob("*.jsonl") for _ in f.open())
             figures["file_lines"] = lines
         return figures, lateness_ms(folder / "data", t0, t1)
+
+
+def start_influxd(folder: Path):
+    """A real InfluxDB 1.x (Debian's influxd) with its own folders, on free loopback ports."""
+    from energy_pipeline_tests.influx_support import Influxd
+
+    server = Influxd("influxd", folder)
+    server.start()
+    server.query("CREATE DATABASE bench")
+    return server
+
+
+def influx_delivered(influxd, data_dir: Path, t0: float, t1: float) -> dict[str, float]:
+    """Points InfluxDB holds for the window's instants against the lake's successful polls."""
+    lo, hi = int(t0 * 1e9), int(t1 * 1e9)
+    points = 0
+    for field in ("frequency", "v0000"):  # every Janitza point has one, the 1,800-value one
+        for series in influxd.query(
+            f'SELECT count("{field}") FROM energy WHERE time >= {lo} AND time < {hi}', "bench"
+        ):
+            points += series["values"][0][1]
+    polls = f"read_parquet('{data_dir}/polls/**/*.parquet')"
+    lo_iso = datetime.fromtimestamp(t0, UTC).isoformat()
+    hi_iso = datetime.fromtimestamp(t1, UTC).isoformat()
+    ok = duckdb.sql(
+        f"select count(*) from {polls} where ok and ts >= '{lo_iso}'::timestamptz "
+        f"and ts < '{hi_iso}'::timestamptz"
+    ).fetchall()[0][0]
+    return {"influx_points_per_s": points / (t1 - t0), "influx_missing": float(ok - points)}
+
+
+def naive_lines(outcomes, series: dict[str, str], states: frozenset[str]) -> bytes:
+    """The naive encoder: one f-string per value."""
+    from energy_pipeline.live.lineprotocol import epoch_us, escape_key
+
+    lines = []
+    for o in outcomes:
+        fields = ",".join(
+            f"{escape_key(n)}={int(v)}i" if n in states else f"{escape_key(n)}={v!r}"
+            for n, v in zip(o.sample.names, o.sample.values.tolist(), strict=True)
+            if v == v and abs(v) != float("inf")
+        )
+        if fields:
+            lines.append(f"{series[o.device_id]} {fields} {epoch_us(o.ts) // 1000}\n")
+    return "".join(lines).encode()
+
+
+def influx_tick(count: int):
+    """One tick's outcomes: N Janitza-sized samples (61 values) and one of 1,800 values."""
+    from energy_pipeline.readings import PollOutcome, Sample
+
+    ts = datetime.now(UTC).replace(microsecond=0)
+    small = (*(f"m{i}" for i in range(60)), "mode")
+    large = tuple(f"v{i:04d}" for i in range(1800))
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(count):
+        values = rng.normal(230, 5, 61)
+        values[-1] = 2.0
+        out.append(PollOutcome(f"dev{i:04d}", ts, ts, ts, 1, Sample(small, values)))
+    out.append(PollOutcome("lux1800", ts, ts, ts, 1, Sample(large, rng.normal(30, 9, 1800))))
+    return out
+
+
+def encoder_comparison(count: int, repeats: int = 15) -> dict[str, float]:
+    """Encoding one tick (N + 1 points) with the vectorised encoder and the naive one."""
+    from energy_pipeline.live.lineprotocol import PointEncoder
+
+    outcomes = influx_tick(count)
+    states = frozenset({"mode"})
+    encoder = PointEncoder(
+        "energy", "ms", {}, {o.device_id: states for o in outcomes}, {"site": "bench"}
+    )
+    series = {o.device_id: encoder.series(o.device_id) for o in outcomes}
+    encoder.outcomes(outcomes)  # templates built once per device, as in a running collector
+    fast, slow = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        body = encoder.outcomes(outcomes)
+        fast.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        naive = naive_lines(outcomes, series, states)
+        slow.append(time.perf_counter() - start)
+    assert body.count(b"\n") == naive.count(b"\n") == len(outcomes)
+    values = sum(len(o.sample.names) for o in outcomes)
+    return {
+        "points": len(outcomes),
+        "values": values,
+        "fast_ms": statistics.median(fast) * 1000,
+        "naive_ms": statistics.median(slow) * 1000,
+        "bytes": len(body),
+    }
+
+
+def output_throughput(count: int, ticks: int = 100) -> dict[str, float]:
+    """The whole output in-process (queue, encode, gzip, POST to a real influxd): `ticks`
+    ticks of N + 1 points offered at once, timed until InfluxDB acknowledged them all. The
+    batches are full (`batch_max_points`), so the figure is the output's, not its timer's."""
+    import asyncio
+    from datetime import timedelta
+
+    from energy_pipeline.catalog import build_catalog
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live.influxdb import InfluxSink, point_encoder
+    from energy_pipeline.readings import PollOutcome
+
+    with tempfile.TemporaryDirectory(prefix="bench-influx-") as tmp:
+        folder = Path(tmp)
+        influxd = start_influxd(folder)
+        target = {
+            "url": influxd.url,
+            "database": "bench",
+            "batch_seconds": 0.05,
+            "queue_max_points": ticks * (count + 1),
+        }
+        cfg = write_config(folder, 20000, count, {"influxdb": target})
+        config = load_config(cfg)
+        out = config.outputs.influxdb
+        assert out is not None
+        sink = InfluxSink(out, point_encoder(config, out, build_catalog(config).devices))
+        base = influx_tick(count)
+        batches = [
+            [
+                PollOutcome(o.device_id, o.ts + timedelta(seconds=k), o.ts, o.ts, 1, o.sample)
+                for o in base
+            ]
+            for k in range(ticks)
+        ]
+        total = ticks * len(base)
+
+        async def main() -> float:
+            await sink.start()
+            start = time.perf_counter()
+            for batch in batches:
+                sink.offer(batch)
+                await asyncio.sleep(0)
+            while sink.written < total:
+                if time.perf_counter() - start > 300:
+                    raise TimeoutError(f"only {sink.written} of {total} points written")
+                await asyncio.sleep(0.01)
+            took = time.perf_counter() - start
+            await sink.stop()
+            return took
+
+        took = asyncio.run(main())
+        influxd.stop()
+    values = ticks * sum(len(o.sample.names) for o in base)
+    return {"points_per_s": total / took, "values_per_s": values / took, "seconds": took}
+
+
+class Accepting:
+    """Answers every POST with 204 at once: an InfluxDB that costs nothing."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def influx_loop_lag(count: int, seconds: float = 20.0, rate: float = 4.0) -> dict[str, float]:
+    """What the output's own thread costs the event loop the polls run on: 1 ms sleeps probe
+    the loop while ticks of N + 1 points arrive `rate` times a second (batches fill up), the
+    output off and on, posting to a server that answers at once (influxd's own CPU apart)."""
+    import asyncio
+    from datetime import timedelta
+
+    from energy_pipeline.catalog import build_catalog
+    from energy_pipeline.config import load_config
+    from energy_pipeline.live.influxdb import InfluxSink, point_encoder
+    from energy_pipeline.readings import PollOutcome
+
+    server = Accepting()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-influx-lag-") as tmp:
+        target = {"url": f"http://127.0.0.1:{server.port}", "database": "bench"}
+        config = load_config(write_config(Path(tmp), 20000, count, {"influxdb": target}))
+        out = config.outputs.influxdb
+        assert out is not None
+        base = influx_tick(count)
+
+        async def probe(sink: InfluxSink | None) -> list[float]:
+            if sink is not None:
+                await sink.start()
+            loop = asyncio.get_running_loop()
+            lags: list[float] = []
+            end, due, k = loop.time() + seconds, loop.time(), 0
+            while loop.time() < end:
+                if sink is not None and loop.time() >= due:
+                    k += 1
+                    due += 1 / rate
+                    step = timedelta(seconds=k)
+                    sink.offer(
+                        [
+                            PollOutcome(o.device_id, o.ts + step, o.ts, o.ts, 1, o.sample)
+                            for o in base
+                        ]
+                    )
+                t = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append((loop.time() - t - 0.001) * 1000)
+            if sink is not None:
+                await sink.stop()
+            return lags
+
+        for label, sink in (
+            ("off", None),
+            ("on", InfluxSink(out, point_encoder(config, out, build_catalog(config).devices))),
+        ):
+            lags = asyncio.run(probe(sink))
+            q = statistics.quantiles(lags, n=1000)
+            figures[f"{label}_p99_ms"], figures[f"{label}_p999_ms"] = q[989], q[998]
+            figures[f"{label}_max_ms"] = max(lags)
+    server.close()
+    return figures
 
 
 def offer_cost(count: int, ticks: int = 300) -> dict[str, float]:
@@ -670,23 +911,97 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--dashboard-only", action="store_true", help="only the dashboard part")
+    parser.add_argument(
+        "--influx-devices", type=int, default=500, help="devices of the InfluxDB comparison"
+    )
+    parser.add_argument("--influx-repeats", type=int, default=3)
+    parser.add_argument(
+        "--only-influxdb", action="store_true", help="only the InfluxDB output's figures"
+    )
     args = parser.parse_args()
     args.seconds = min(args.seconds, MAX_WINDOW)
     if args.dashboard_only:
         dashboard_report(args.devices, args.seconds, args.repeats)
         return
+    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    if not args.only_influxdb:
+        print(
+            f"# all outputs: {args.devices} Janitza + 1 Luxtronik-sized device at 1 s; "
+            f"{args.seconds:g} s windows, median of {args.repeats}"
+        )
+        all_outputs(args)
     print(
-        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-        f"{args.devices} Janitza + 1 Luxtronik-sized device at 1 s; {args.seconds:g} s windows, "
-        f"median of {args.repeats}"
+        f"# InfluxDB output: {args.influx_devices} Janitza + 1 Luxtronik-sized device at 1 s; "
+        f"{args.seconds:g} s windows, median of {args.influx_repeats}"
     )
+    influx_section(args)
+    print(f"# load average {os.getloadavg()[0]:.2f} at end")
+
+
+def influx_section(args: argparse.Namespace) -> None:
+    """The InfluxDB output: its encoder beside the naive one, what the whole output sustains,
+    and poll lateness of the real collector with it on against off, alternating."""
+    n = args.influx_devices
+    enc = encoder_comparison(n)
+    print(
+        f"# line protocol, one tick of {enc['points']:.0f} points ({enc['values']:.0f} values, "
+        f"{enc['bytes'] / 1e6:.1f} MB): vectorised {enc['fast_ms']:.1f} ms "
+        f"({enc['values'] / enc['fast_ms'] / 1000:.2f} M values/s), naive per-value f-string "
+        f"{enc['naive_ms']:.1f} ms ({enc['naive_ms'] / enc['fast_ms']:.1f}x slower); median of 15"
+    )
+    thr = output_throughput(n)
+    print(
+        f"# InfluxDB output in-process to a real influxd (queue, encode, gzip, POST): "
+        f"{thr['points_per_s']:.0f} points/s, {thr['values_per_s'] / 1e6:.2f} M values/s sustained "
+        f"({n} Janitza + 1 Luxtronik-sized per tick)"
+    )
+    lag = influx_loop_lag(n)
+    print(
+        f"# event-loop steps while the output takes {4 * (n + 1)} points/s (4x the site's rate), "
+        f"off → on: p99 {lag['off_p99_ms']:.1f} → {lag['on_p99_ms']:.1f} ms, p99.9 "
+        f"{lag['off_p999_ms']:.1f} → {lag['on_p999_ms']:.1f} ms, max {lag['off_max_ms']:.0f} → "
+        f"{lag['on_max_ms']:.0f} ms"
+    )
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "influxdb": []}
+    for i in range(args.influx_repeats):
+        order = ("off", "influxdb") if i % 2 == 0 else ("influxdb", "off")
+        for mode in order:
+            result, _ = run_once(n, args.seconds, mode, args.connections)
+            runs[mode].append(result)
+            print(
+                f"#   run {i + 1} influxdb {'on ' if mode != 'off' else 'off'}: "
+                + " ".join(f"{k}={v:.1f}" for k, v in result.items()),
+                flush=True,
+            )
+
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[mode])
+
+    print(f"{'influxdb':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6}")
+    for label, mode in (("off", "off"), ("on", "influxdb")):
+        print(
+            f"{label:>8} {med(mode, 'p50_ms'):7.2f} {med(mode, 'p99_ms'):7.2f} "
+            f"{med(mode, 'max_ms'):7.1f} {med(mode, 'missed'):6.0f}"
+        )
+    print(
+        f"# {n} + 1 devices at 1 s, InfluxDB output on: "
+        f"{med('influxdb', 'influx_points_per_s'):.0f} points/s delivered, "
+        f"{med('influxdb', 'influx_missing'):.0f} successful polls of the window missing in "
+        "InfluxDB; p99 lateness moved by "
+        f"{med('influxdb', 'p99_ms') - med('off', 'p99_ms'):+.2f} ms"
+    )
+
+
+def all_outputs(args: argparse.Namespace) -> None:
     off: list[dict[str, float]] = []
     on: list[dict[str, float]] = []
     pooled: dict[bool, list[np.ndarray]] = {False: [], True: []}
     for i in range(args.repeats):
         order = (False, True) if i % 2 == 0 else (True, False)
         for mode in order:
-            result, late = run_once(args.devices, args.seconds, mode, args.connections)
+            result, late = run_once(
+                args.devices, args.seconds, "all" if mode else "off", args.connections
+            )
             (on if mode else off).append(result)
             pooled[mode].append(late)
             print(

@@ -71,6 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     last = args.to or args.from_
+    if args.target == "influxdb":
+        return _export_influxdb(config, args, last)
     try:
         written, empty = export_range(config, args.from_, last, args.device)
     except KeyError as exc:
@@ -84,6 +86,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     for day in empty:
         print(f"warning: no readings for {day} in {config.data_dir}", file=sys.stderr)
     return EXIT_OK if written else EXIT_FAILED
+
+
+def _export_influxdb(config: Config, args: argparse.Namespace, last: date) -> int:
+    from energy_pipeline.live.influxexport import ExportFailed, export_influxdb
+
+    if config.outputs.influxdb is None:
+        print(
+            f"error: {config.path}: outputs.influxdb: required key is missing; "
+            "expected the InfluxDB to write to (url, api, database or org/bucket/token)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.device and args.device not in {d.id for d in config.devices}:
+        return _unknown_device(config, args.device)
+    try:
+        summary = export_influxdb(
+            config, args.from_, last, args.device, args.table, args.measurement
+        )
+    except ExportFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        emit_json(vars(summary))
+    else:
+        print(f"{summary.points} points written in {summary.requests} requests")
+    return EXIT_OK
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -304,11 +332,27 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_config_schema)
 
     export = verbs.add_parser(
-        "export", parents=[common], help="write the PROGNOZA and logger CSVs for local days"
+        "export",
+        parents=[common],
+        help="write the PROGNOZA and logger CSVs for local days, or the readings to InfluxDB",
+    )
+    export.add_argument(
+        "target",
+        nargs="?",
+        choices=("csv", "influxdb"),
+        default="csv",
+        help="csv (default), or influxdb: the configured outputs.influxdb",
     )
     export.add_argument("--from", dest="from_", type=_date, required=True, metavar="DATE")
     export.add_argument("--to", type=_date, metavar="DATE", help="last day (default: --from)")
     export.add_argument("--device", metavar="ID", help="only this device")
+    export.add_argument(
+        "--table",
+        choices=("raw_readings", "minute_readings"),
+        default="raw_readings",
+        help="influxdb: the readings to write (raw_readings)",
+    )
+    export.add_argument("--measurement", help="influxdb: instead of the configured measurement")
     export.set_defaults(func=cmd_export)
 
     sql = verbs.add_parser("sql", parents=[common], help="query the DuckDB warehouse (read-only)")

@@ -6,8 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -79,3 +80,15 @@ def small_disk(tmp_path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def influxd(tmp_path: Path) -> Iterator[Any]:
+    """A real InfluxDB 1.x on a free loopback port with an empty database `energy`."""
+    from energy_pipeline_tests.influx_support import Influxd
+
+    server = Influxd(require_program("influxd"), tmp_path)
+    server.start()
+    server.query("CREATE DATABASE energy")
+    yield server
+    server.stop()

@@ -118,6 +118,16 @@ def failed(device: str, ts: datetime, kind: str = "timeout") -> PollOutcome:
     )
 
 
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Wait on the running loop until `predicate()` holds; TimeoutError past `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
 class Mosquitto:
     """A real broker on loopback, restartable on the same port."""
 

@@ -21,7 +21,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.mqtt import MAX_OUTSTANDING
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline_tests.conftest import REPO, cli_env, require_program
-from energy_pipeline_tests.live_support import Clock, Mosquitto, Subscriber, ok, ups_site
+from energy_pipeline_tests.live_support import Clock, Mosquitto, Subscriber, ok, until, ups_site
 
 MQTT = """\
 outputs:
@@ -57,15 +57,6 @@ def live_for(tmp_path: Path, broker: Mosquitto, queue: int = 100) -> tuple[LiveO
     config = ups_site(tmp_path, MQTT.format(port=broker.port, queue=queue))
     clock = Clock()
     return build_outputs(config, StandaloneState(started_at=clock()), clock), clock
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 def offer(live: LiveOutputs, outcomes: list) -> None:

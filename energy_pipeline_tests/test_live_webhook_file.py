@@ -21,7 +21,7 @@ from energy_pipeline.live import LiveOutputs, build_outputs
 from energy_pipeline.live.state import StandaloneState
 from energy_pipeline.live.webhook import DELIVERY_HEADER, SIGNATURE_HEADER
 from energy_pipeline.readings import PollOutcome, Sample
-from energy_pipeline_tests.live_support import T0, Clock, failed, ok, ups_site, ups_site_file
+from energy_pipeline_tests.live_support import T0, Clock, failed, ok, until, ups_site, ups_site_file
 
 
 class Receiver:
@@ -70,15 +70,6 @@ outputs:
     max_attempts: 4
     batch_size: 50
 """
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 def started(live: LiveOutputs):

@@ -6,9 +6,10 @@ consistent picture between two awaits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 DeviceStateName = Literal["starting", "up", "down", "vpn_down"]
 """`vpn_down`: the device's site tunnel is down, so it was not asked (not the device's fault)."""
@@ -76,3 +77,5 @@ class CollectorState:
     updated_at: datetime | None = None
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
+    output_figures: Callable[[], dict[str, dict[str, Any]]] | None = None
+    """Set by the live outputs: their queue drops and delivery state, for the status file."""

@@ -79,6 +79,7 @@ def status_document(state: CollectorState) -> dict[str, Any]:
         disk_free_bytes=state.disk_free_bytes,
         disk_total_bytes=state.disk_total_bytes,
         vpn={name: tunnel_document(t) for name, t in state.vpn.items()},
+        outputs=state.output_figures() if state.output_figures else {},
     )
 
 
@@ -157,6 +158,17 @@ def render(docs: list[dict[str, Any]], config: Config) -> str:
             )
         for name, tunnel in (doc.get("vpn") or {}).items():
             lines.append("  " + render_tunnel(name, tunnel))
+        for name, out in (doc.get("outputs") or {}).items():
+            line = f"  output {name}: dropped {out.get('dropped', 0)}"
+            if "state" in out:
+                line = (
+                    f"  output {name}: {out['state']}, written {out.get('written')}, "
+                    f"queued {out.get('queued')}, dropped {out.get('dropped')}, "
+                    f"rejected {out.get('rejected')}"
+                )
+                if out.get("last_error"):
+                    line += f"  last error: {out['last_error']}"
+            lines.append(line)
         devices = doc.get("devices") or {}
         width = max((len(d) for d in devices), default=6)
         for dev_id, dev in devices.items():

@@ -162,6 +162,8 @@ def _cross_checks(config: Config, loaded: LoadedYaml) -> list[Problem]:
         buses.setdefault(real, (i, settings))
     problems += config.outputs.unknown_devices(seen, loaded)
     problems += vpn_problems(config.vpn, [d.vpn for d in config.devices], config.resolve, loaded)
+    if config.outputs.influxdb is not None:
+        problems += config.outputs.influxdb.problems(loaded)
     for i, rule in enumerate(config.alerts.rules):
         if rule.device != "*" and rule.device not in seen:
             problems.append(

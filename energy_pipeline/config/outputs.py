@@ -117,6 +117,45 @@ class PubsubOutput(Strict):
     backoff_max: float = Field(60.0, gt=0, le=3600)
 
 
+class InfluxOutput(Strict):
+    """Readings to an InfluxDB: `api: v1` is `/write?db=&rp=` (InfluxDB 1.x, and 2.x's v1
+    compatibility endpoint), `api: v2` is `/api/v2/write?org=&bucket=` with a token."""
+
+    url: str = Field(
+        pattern=r"^https?://[^/@\s]+(/\S*)?$", description="e.g. http://127.0.0.1:8086"
+    )
+    api: Literal["v1", "v2"] = "v1"
+    database: str | None = Field(None, min_length=1, description="v1: the database")
+    retention_policy: str | None = Field(None, min_length=1, description="v1: default: the db's")
+    username: str | None = Field(None, min_length=1, description="v1: basic auth user")
+    password: SecretStr | None = Field(None, description="v1: basic auth password")
+    org: str | None = Field(None, min_length=1, description="v2: organisation name or id")
+    bucket: str | None = Field(None, min_length=1, description="v2: bucket name")
+    token: SecretStr | None = Field(None, description='API token, best "${INFLUX_TOKEN}"')
+    measurement: str = Field("energy", min_length=1)
+    precision: Literal["ns", "us", "ms", "s"] = Field("ms", description="timestamps sent")
+    batch_seconds: float = Field(5.0, gt=0, le=3600, description="longest a point waits")
+    batch_max_points: int = Field(5000, ge=1, le=1_000_000, description="points per request")
+    queue_max_points: int = Field(100_000, ge=1, le=10_000_000, description="points buffered")
+    timeout: Timeout = 10.0
+    backoff_initial: float = Field(1.0, gt=0, le=600)
+    backoff_max: float = Field(60.0, gt=0, le=3600)
+
+    def problems(self, loaded: LoadedYaml) -> list[Problem]:
+        """The keys each API needs, named one by one (pydantic would name only the section)."""
+        needed = ("database",) if self.api == "v1" else ("org", "bucket", "token")
+        return [
+            loaded.problem(
+                ("outputs", "influxdb", key),
+                f"required with api: {self.api}; expected the {key} to write to"
+                if key != "token"
+                else 'required with api: v2; expected an API token, e.g. "${INFLUX_TOKEN}"',
+            )
+            for key in needed
+            if getattr(self, key) is None
+        ]
+
+
 class Outputs(Strict):
     http: HttpOutput | None = None
     mqtt: MqttOutput | None = None
@@ -124,6 +163,7 @@ class Outputs(Strict):
     file: FileOutput | None = None
     stdout: StdoutOutput | None = None
     pubsub: PubsubOutput | None = None
+    influxdb: InfluxOutput | None = None
 
     def secrets(self) -> list[str]:
         found = []
@@ -133,6 +173,9 @@ class Outputs(Strict):
             found.append(self.mqtt.password.get_secret_value())
         if self.webhook and self.webhook.secret:
             found.append(self.webhook.secret.get_secret_value())
+        for secret in (self.influxdb.password, self.influxdb.token) if self.influxdb else ():
+            if secret is not None:
+                found.append(secret.get_secret_value())
         return found
 
     def unknown_devices(self, known: dict[str, int], loaded: LoadedYaml) -> list[Problem]:

@@ -96,9 +96,11 @@ def status_document(
     disk_free_bytes: int | None = None,
     disk_total_bytes: int | None = None,
     vpn: dict[str, dict[str, Any]] | None = None,
+    outputs: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A collector's status document; `devices` maps id to `device_status(...)`, `vpn` tunnel
-    name to `tunnel_status(...)`."""
+    name to `tunnel_status(...)`, `outputs` a live output's name to its figures (queue drops,
+    delivery state)."""
     return {
         "collector_id": collector_id,
         "pid": pid,
@@ -112,6 +114,7 @@ def status_document(
         "storage_error": storage_error,
         "disk_free_bytes": disk_free_bytes,
         "disk_total_bytes": disk_total_bytes,
+        "outputs": outputs or {},
         "devices": devices,
         "vpn": vpn or {},
     }

@@ -1,7 +1,7 @@
 """Live outputs: what the collector's latest readings fan out to — the dashboard and JSON API,
-/metrics, MQTT, webhook, file, stdout and Pub/Sub outputs, and alerts. `build_sinks(config,
-state)` gives the collector its list of sinks; each takes outcomes through a non-blocking
-`offer`.
+/metrics, MQTT, webhook, file, stdout, Pub/Sub and InfluxDB outputs, and alerts.
+`build_sinks(config, state)` gives the collector its list of sinks; each takes outcomes through
+a non-blocking `offer`.
 
 The live floor runs inside the collector's process but sits below it: the CLI hands these
 sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
@@ -23,6 +24,7 @@ from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.history import History
 from energy_pipeline.live.http import HttpServer
+from energy_pipeline.live.influxdb import InfluxSink, point_encoder
 from energy_pipeline.live.metrics import MetricsSink
 from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.pubsub import PubsubSink
@@ -50,10 +52,13 @@ class LiveOutputs:
     file: FileSink | None = None
     stdout: StdoutSink | None = None
     pubsub: PubsubSink | None = None
+    influxdb: InfluxSink | None = None
     sinks: list[OutcomeSink] = field(default_factory=list)
 
-    def dropped(self) -> dict[str, int]:
-        out = {}
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Per queued output: what its queue dropped, and the InfluxDB output's delivery state
+        (for /metrics and the status file)."""
+        out: dict[str, dict[str, Any]] = {}
         queued = (
             ("mqtt", self.mqtt),
             ("webhook", self.webhook),
@@ -63,7 +68,9 @@ class LiveOutputs:
         )
         for name, sink in queued:
             if sink is not None:
-                out[name] = sink.queue.dropped
+                out[name] = {"dropped": sink.queue.dropped}
+        if self.influxdb is not None:
+            out["influxdb"] = self.influxdb.figures()
         return out
 
 
@@ -90,7 +97,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     engine = AlertEngine(site_rules(config, meta), clock(), DiskWatch(config.alerts.disk))
     alerts = AlertSink(engine, clock, disk=lambda: (state.disk_free_bytes, state.disk_total_bytes))
     live = LiveOutputs(store, alerts, MetricsSink(store, state, alerts.engine, lambda: {}))
-    live.metrics.dropped = live.dropped
+    live.metrics.outputs = live.figures
+    state.output_figures = live.figures
     sinks: list[OutcomeSink] = [store, live.metrics]
     hems = HemsRecords(meta)
     if out.mqtt is not None:
@@ -111,6 +119,9 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     if out.pubsub is not None:
         live.pubsub = PubsubSink(out.pubsub, config.site.name, hems)
         sinks.append(live.pubsub)
+    if out.influxdb is not None:
+        live.influxdb = InfluxSink(out.influxdb, point_encoder(config, out.influxdb, meta))
+        sinks.append(live.influxdb)
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
     if out.http is not None:
         api = LiveApi(store, state, alerts, catalog.intervals, out.http.cards)

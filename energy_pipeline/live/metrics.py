@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -181,9 +182,22 @@ class _CollectorFigures:
         dropped = CounterMetricFamily(
             "energy_output_dropped", "Items a full live-output queue dropped", labels=["output"]
         )
-        for output, count in self.sink.dropped().items():
-            dropped.add_metric([output], count)
+        written = CounterMetricFamily(
+            "energy_output_written", "Points an output delivered", labels=["output"]
+        )
+        failing = GaugeMetricFamily(
+            "energy_output_failing",
+            "1 while an output's writes fail (retrying, or refused by the server)",
+            labels=["output"],
+        )
+        for output, figures in self.sink.outputs().items():
+            dropped.add_metric([output], figures["dropped"])
+            if "state" in figures:
+                written.add_metric([output], figures["written"])
+                failing.add_metric([output], figures["state"] in ("retrying", "rejected"))
         yield dropped
+        yield written
+        yield failing
         alerts = GaugeMetricFamily(
             "energy_alerts_active", "Alerts currently raised", labels=["severity"]
         )
@@ -216,12 +230,12 @@ class MetricsSink:
         store: LatestStore,
         state: CollectorView,
         engine: AlertEngine | None,
-        dropped: Callable[[], dict[str, int]],
+        outputs: Callable[[], dict[str, dict[str, Any]]],
     ):
         self.store = store
         self.state = state
         self.engine = engine
-        self.dropped = dropped
+        self.outputs = outputs
         self.registry = CollectorRegistry(auto_describe=False)
         self._duration = Histogram(
             "energy_poll_duration_seconds",

@@ -38,8 +38,12 @@ class DropOldestQueue(Generic[T]):
         if self._items:
             self._ready.set()
 
-    async def get_batch(self, limit: int) -> list[T]:
+    async def wait(self) -> None:
+        """Until there is an item (without taking it)."""
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
+
+    async def get_batch(self, limit: int) -> list[T]:
+        await self.wait()
         return [self._items.popleft() for _ in range(min(limit, len(self._items)))]

@@ -5,10 +5,12 @@ state object satisfies this protocol; `StandaloneState` stands in where outputs 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+OutputFigures = Callable[[], dict[str, dict[str, Any]]]
 
 
 class DeviceView(Protocol):
@@ -55,6 +57,9 @@ class CollectorView(Protocol):
     @property
     def vpn(self) -> Mapping[str, TunnelView]: ...
 
+    output_figures: OutputFigures | None
+    """Set by the live outputs, read by the collector's status file."""
+
 
 @dataclass
 class StandaloneDevice:
@@ -71,3 +76,4 @@ class StandaloneState:
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
     vpn: dict[str, TunnelView] = field(default_factory=dict)
+    output_figures: OutputFigures | None = None
