@@ -91,6 +91,8 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             ),
             device.interval,
             tuple(profile.alerts),
+            device.profile,
+            dict(device.tags),
         )
     if isinstance(device, EchonetDevice):
         return DeviceMeaning(
@@ -101,6 +103,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             "smart meter",
             echonet_metrics(),
             device.interval,
+            tags=dict(device.tags),
         )
     assert isinstance(device, LuxtronikDevice)
     return DeviceMeaning(
@@ -111,6 +114,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
         "heat pump 2.x",
         luxtronik_metrics(),
         device.interval,
+        tags=dict(device.tags),
     )
 
 
