@@ -68,8 +68,8 @@ FEATURES = (
 
 def model() -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
-        max_iter=80,
-        learning_rate=0.1,
+        max_iter=40,
+        learning_rate=0.15,
         max_leaf_nodes=15,
         min_samples_leaf=12,
         l2_regularization=1.0,
