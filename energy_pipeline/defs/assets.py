@@ -348,6 +348,18 @@ def build_assets(
         owners=OWNERS,
         freshness_policy=daily_freshness(config),
     )
+
+    def forecast_spec(name: str, schema: pa.Schema, description: str) -> dg.AssetSpec:
+        return dg.AssetSpec(
+            name,
+            deps=[dg.AssetDep(FORECAST_FEATURES, partition_mapping=days_before)],
+            kinds={"scikit-learn", "parquet"},
+            owners=OWNERS,
+            freshness_policy=daily_freshness(config),
+            metadata=_columns(schema),
+            description=description,
+        )
+
     return [
         raw_readings_spec(config),
         dg.asset(
@@ -412,14 +424,10 @@ def build_assets(
             group_name=DAILY_GROUP,
             check_specs=checks.accuracy_specs(),
             specs=[
-                dg.AssetSpec(
+                forecast_spec(
                     LOAD_FORECAST,
-                    deps=[dg.AssetDep(FORECAST_FEATURES, partition_mapping=days_before)],
-                    kinds={"scikit-learn", "parquet"},
-                    owners=OWNERS,
-                    freshness_policy=daily_freshness(config),
-                    metadata=_columns(LOAD_FORECAST_SCHEMA),
-                    description=(
+                    LOAD_FORECAST_SCHEMA,
+                    (
                         "Day-ahead forecast of each device's target (pipeline.forecast_targets, "
                         "else its energy counter, else power) for every quarter-hour of the "
                         "local day (96; 92/100 on DST days), from data up to the end of the day "
@@ -429,14 +437,10 @@ def build_assets(
                         "errors."
                     ),
                 ),
-                dg.AssetSpec(
+                forecast_spec(
                     FORECAST_ACCURACY,
-                    deps=[dg.AssetDep(FORECAST_FEATURES, partition_mapping=days_before)],
-                    kinds={"scikit-learn", "parquet"},
-                    owners=OWNERS,
-                    freshness_policy=daily_freshness(config),
-                    metadata=_columns(FORECAST_ACCURACY_SCHEMA),
-                    description=(
+                    FORECAST_ACCURACY_SCHEMA,
+                    (
                         "Per as-of day, device, target and model: MAE, RMSE, MAPE and skill "
                         "versus the seasonal naive (1 - MAE / MAE naive) of a rolling-origin "
                         "backtest over the 7 days before, each forecast by a model that saw "
