@@ -62,9 +62,11 @@ def simulated_lake(tmp_path_factory: pytest.TempPathFactory):
     """A session's shared lake: simulated history with every daily table (and the forecast)
     materialized; (config, local days). Tests only read it."""
     from energy_pipeline.defs.schedules import DAILY_ASSETS, FORECAST_ASSETS
-    from energy_pipeline_tests.kit.lakes import materialize_days, simulate
+    from energy_pipeline_tests.kit.lakes import materialize_days, materialize_range, simulate
 
     config, days = simulate(tmp_path_factory.mktemp("simulated"), SIMULATED_DAYS)
     materialize_days(config, days, DAILY_ASSETS)
     materialize_days(config, days, FORECAST_ASSETS)
+    noon = f"{days[-1]}-12"
+    materialize_range(config, f"{noon}:00", f"{noon}:59", ["minute_readings"])
     return config, days

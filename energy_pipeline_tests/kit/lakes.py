@@ -44,6 +44,11 @@ def simulate(folder: Path, days: float) -> tuple[Config, list[date]]:
 
 def materialize_days(config: Config, days: list[date], selection: list[str]) -> None:
     """`selection` over `days` as one range run, as a backfill with single-run policies does."""
+    materialize_range(config, days[0].isoformat(), days[-1].isoformat(), selection)
+
+
+def materialize_range(config: Config, first: str, last: str, selection: list[str]) -> None:
+    """`selection` over the partition keys first..last in one run."""
     defs = build_definitions(config)
     job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey(n) for n in selection])
     assert job is not None
@@ -51,8 +56,8 @@ def materialize_days(config: Config, days: list[date], selection: list[str]) -> 
         instance=dg.DagsterInstance.ephemeral(),
         asset_selection=[dg.AssetKey(name) for name in selection],
         tags={
-            "dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat(),
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
         },
     )
     assert result.success
