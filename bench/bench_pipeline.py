@@ -41,8 +41,8 @@ from energy_pipeline.lake.files import atomic_write_parquet
 from energy_pipeline.lake.layout import (
     FORECAST_FEATURES,
     RAW_READINGS,
+    day_path,
     hour_dir,
-    partition_path,
     warehouse_path,
 )
 from energy_pipeline.lake.warehouse import build_warehouse, query
@@ -184,7 +184,7 @@ def forecast_year(data_dir: Path, last_day, devices: int) -> int:
                 "outdoor_temp_c": rng.normal(8, 5, n),
             }
         ).cast(FEATURES_SCHEMA)
-        atomic_write_parquet(table, partition_path(data_dir, FORECAST_FEATURES, start))
+        atomic_write_parquet(table, day_path(data_dir, FORECAST_FEATURES, day))
         rows += n
     return rows
 
@@ -215,7 +215,7 @@ def main() -> int:
         rows = write_raw_day(config.data_dir, start, end, args.devices)
         print(f"  raw data written: {rows:,} rows in 1,440 files, {time.perf_counter() - t:.1f} s")
 
-    mp, dp = minute_partitions(config, now), daily_partitions(config)
+    mp, dp = minute_partitions(config), daily_partitions(config)
     assets = build_assets(config, mp, dp)
     resources = {"site": EnergySite(config_path=str(config.path))}
     tags = {
@@ -289,7 +289,7 @@ def main() -> int:
     agg_runs, full_runs = [], []
     for _ in range(5):
         t = time.perf_counter()
-        query(config.data_dir, q)
+        query(config.data_dir, q, TABLES)
         agg_runs.append(time.perf_counter() - t)
         t = time.perf_counter()
         with duckdb.connect(str(warehouse_path(config.data_dir)), read_only=True) as con:

@@ -117,13 +117,16 @@ def _export_influxdb(config: Config, args: argparse.Namespace, last: date) -> in
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
+    from energy_pipeline.catalog import build_catalog
     from energy_pipeline.lake.warehouse import query
-    from energy_pipeline.transforms.warehouse import render
+    from energy_pipeline.transforms.warehouse import TABLES, render
 
     config = _config(args)
     try:
-        header, rows = query(config.data_dir, args.query)
-    except (FileNotFoundError, duckdb.Error) as exc:
+        header, rows = query(
+            config.data_dir, args.query, TABLES, build_catalog(config).sql_tables()
+        )
+    except duckdb.Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(render(header, rows, "json" if args.json else "csv" if args.csv else "table"))
@@ -355,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--measurement", help="influxdb: instead of the configured measurement")
     export.set_defaults(func=cmd_export)
 
-    sql = verbs.add_parser("sql", parents=[common], help="query the DuckDB warehouse (read-only)")
+    sql = verbs.add_parser("sql", parents=[common], help="query the lake with DuckDB (read-only)")
     sql.add_argument("query", help='e.g. "SELECT * FROM daily_device_summary"')
     sql.add_argument("--csv", action="store_true", help="CSV on stdout")
     sql.set_defaults(func=cmd_sql)

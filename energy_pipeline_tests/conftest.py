@@ -92,3 +92,22 @@ def influxd(tmp_path: Path) -> Iterator[Any]:
     server.query("CREATE DATABASE energy")
     yield server
     server.stop()
+
+
+SIMULATED_DAYS = 10
+"""Enough for the forecast's 7-day seasonal naive and a backtest; ~10 s of simulation."""
+
+
+@pytest.fixture(scope="session")
+def simulated_lake(tmp_path_factory: pytest.TempPathFactory):
+    """A session's shared lake: simulated history with every daily table (and the forecast)
+    materialized; (config, local days). Tests only read it."""
+    from energy_pipeline.defs.schedules import DAILY_ASSETS, FORECAST_ASSETS
+    from energy_pipeline_tests.kit.lakes import materialize_days, materialize_range, simulate
+
+    config, days = simulate(tmp_path_factory.mktemp("simulated"), SIMULATED_DAYS)
+    materialize_days(config, days, DAILY_ASSETS)
+    materialize_days(config, days, FORECAST_ASSETS)
+    noon = f"{days[-1]}-12"
+    materialize_range(config, f"{noon}:00", f"{noon}:59", ["minute_readings"])
+    return config, days

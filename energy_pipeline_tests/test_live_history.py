@@ -15,7 +15,7 @@ import pytest
 
 from energy_pipeline.catalog import build_catalog
 from energy_pipeline.lake.layout import DAILY_READINGS, MINUTE_READINGS
-from energy_pipeline.lake.tables import write_hourly, write_partition
+from energy_pipeline.lake.tables import write_day, write_hourly
 from energy_pipeline.live import build_outputs
 from energy_pipeline.live.history import History, HistoryError, parse_query
 from energy_pipeline.live.state import StandaloneState
@@ -93,10 +93,10 @@ def test_each_hour_comes_from_the_coarsest_table_that_holds_it(tmp_path: Path) -
     catalog = build_catalog(config)
     day2, day3 = start + timedelta(days=1), start + timedelta(days=2)
     minutes, _ = compute_minutes(data, catalog, start, day2, NOW)
-    write_partition(
+    write_day(
         data,
         DAILY_READINGS,
-        start,
+        DAY1.date(),
         daily_readings(minutes, DAY1.date(), BERLIN),
         DAILY_READINGS_SCHEMA,
     )

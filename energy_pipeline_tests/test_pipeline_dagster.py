@@ -20,7 +20,13 @@ from energy_pipeline.defs.assets import build_assets
 from energy_pipeline.defs.partitions import daily_partitions, minute_partitions
 from energy_pipeline.defs.resources import EnergySite
 from energy_pipeline.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, Cursor
-from energy_pipeline.lake.layout import DAILY_READINGS, MINUTE_READINGS, RAW_READINGS, hour_dir
+from energy_pipeline.lake.layout import (
+    DAILY_READINGS,
+    MINUTE_READINGS,
+    RAW_READINGS,
+    day_path,
+    hour_dir,
+)
 from energy_pipeline.lake.maintenance import compact
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window
@@ -57,7 +63,7 @@ def lake(tmp_path: Path):
 
 
 def _run(instance, config, selection, **kwargs) -> dg.ExecuteInProcessResult:
-    mp, dp = minute_partitions(config, NOW), daily_partitions(config)
+    mp, dp = minute_partitions(config), daily_partitions(config)
     return dg.materialize(
         build_assets(config, mp, dp),
         selection=selection,
@@ -68,7 +74,7 @@ def _run(instance, config, selection, **kwargs) -> dg.ExecuteInProcessResult:
 
 
 def _range_tags(config, start: datetime, end: datetime) -> dict[str, str]:
-    mp = minute_partitions(config, NOW)
+    mp = minute_partitions(config)
     return {
         RANGE_START_TAG: mp.get_partition_key_for_timestamp(start.timestamp()),
         RANGE_END_TAG: mp.get_partition_key_for_timestamp((end - timedelta(minutes=1)).timestamp()),
@@ -128,16 +134,14 @@ def test_daily_partition_uses_minutes_and_rerun_is_identical(lake, dagster_insta
     (mat,) = result.asset_materializations_for_node(DAILY_READINGS)
     assert mat.metadata["hours_from_minute_readings"].value == 2
     assert mat.metadata["hours_computed_from_raw"].value == 0
-    path = hour_dir(lake.data_dir, DAILY_READINGS, DAY_START) / "data.parquet"
+    path = day_path(lake.data_dir, DAILY_READINGS, DAY)
     first = pq.read_table(path)
     minutes = int((day_window(DAY, BERLIN)[1] - DAY_START).total_seconds() // 60)
     assert first.num_rows == 2 * 2 * minutes
     checks = {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
     assert checks["one_row_per_minute_of_the_day"][0] is True
     assert checks["daily_completeness"] == (False, dg.AssetCheckSeverity.ERROR)
-    summary = pq.read_table(
-        hour_dir(lake.data_dir, "daily_device_summary", DAY_START) / "data.parquet"
-    ).to_pylist()
+    summary = pq.read_table(day_path(lake.data_dir, "daily_device_summary", DAY)).to_pylist()
     assert summary[0]["energy"] == 90 * 3 - 1 and summary[0]["minutes_present"] == 90
     assert _run(dagster_instance, lake, selection, partition_key=DAY.isoformat()).success
     assert pq.read_table(path).equals(first)
@@ -156,7 +160,7 @@ def test_dst_day_outside_the_minute_window_is_computed_from_raw(
     (mat,) = result.asset_materializations_for_node(DAILY_READINGS)
     assert mat.metadata["minutes_in_day"].value == 1500
     assert mat.metadata["hours_computed_from_raw"].value == 25  # no minute table that old
-    table = pq.read_table(hour_dir(config.data_dir, DAILY_READINGS, start) / "data.parquet")
+    table = pq.read_table(day_path(config.data_dir, DAILY_READINGS, day))
     assert table.num_rows == 2 * 2 * 1500
     (check,) = result.get_asset_check_evaluations()
     assert check.passed
@@ -174,7 +178,7 @@ def test_sensor_advances_caps_after_downtime_and_rereads_changed_hours(
         )
 
     assert not tick(None).run_requests  # no collector status yet
-    mp = minute_partitions(lake, NOW)
+    mp = minute_partitions(lake)
 
     def window(req: dg.RunRequest) -> tuple[datetime, datetime]:
         s = mp.time_window_for_partition_key(req.tags[RANGE_START_TAG]).start
@@ -217,15 +221,8 @@ def test_sensor_advances_caps_after_downtime_and_rereads_changed_hours(
     assert all(window(r)[0] >= T0 + timedelta(minutes=150) for r in fifth.run_requests)
 
 
-def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
-    config = site(tmp_path)
-    day = date(2025, 3, 30)
-    start, _ = day_window(day, BERLIN)
-    write_raw(config.data_dir, _rows(start, 23 * 60, every=60), per_minute=False)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = cli_env({"DAGSTER_HOME": str(home), "ENERGY_PIPELINE_CONFIG": str(config.path)})
+def _dagster_cli(home: Path, config_path: Path):
+    env = cli_env({"DAGSTER_HOME": str(home), "ENERGY_PIPELINE_CONFIG": str(config_path)})
     dagster = shutil.which("dagster", path=str(Path(os.sys.executable).parent))
     assert dagster
 
@@ -236,37 +233,71 @@ def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
             check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
 
+    return dagster_cli
+
+
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+MODULE = ("-m", "energy_pipeline.definitions", "-a", "defs", "-d", str(REPO))
+
+
+def test_partition_ranges_are_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    days = [date(2025, 3, 29), date(2025, 3, 30)]
+    start = day_window(days[0], BERLIN)[0]
+    write_raw(config.data_dir, _rows(start, 47 * 60, every=60), per_minute=False)
+    home = _home(tmp_path)
+    dagster_cli = _dagster_cli(home, config.path)
+    first_hour = "2025-03-29-10:00...2025-03-29-10:59"
+    dagster_cli("asset", "materialize", *MODULE, "--select", MINUTE_READINGS,
+                "--partition-range", first_hour)  # fmt: skip
+    selection = f"{DAILY_READINGS},daily_device_summary"
+    dagster_cli("asset", "materialize", *MODULE, "--select", selection,
+                "--partition-range", f"{days[0]}...{days[1]}")  # fmt: skip
+    assert len(_minute_rows(config)) == 60 * 2 * 2
+    for day, minutes in zip(days, (1440, 1380), strict=True):
+        table = pq.read_table(day_path(config.data_dir, DAILY_READINGS, day))
+        assert table.num_rows == 2 * 2 * minutes
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert len(instance.get_runs()) == 2  # one run per range
+        event = instance.get_latest_materialization_event(dg.AssetKey(DAILY_READINGS))
+        meta = event.asset_materialization.metadata
+        per_day = meta["per_day"].value
+        assert [d["day"] for d in per_day] == [d.isoformat() for d in days]
+        assert [d["rows"] for d in per_day] == [2 * 2 * 1440, 2 * 2 * 1380]
+        assert meta["dagster/row_count"].value == 2 * 2 * (1440 + 1380)
+    finally:
+        instance.dispose()
+
+
+def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    day = date(2025, 3, 30)
+    start, _ = day_window(day, BERLIN)
+    write_raw(config.data_dir, _rows(start, 23 * 60, every=60), per_minute=False)
+    home = _home(tmp_path)
+    dagster_cli = _dagster_cli(home, config.path)
+
     dagster_cli("definitions", "validate", "-w", "workspace.yaml")
     # `asset materialize` takes no -w: it loads the module workspace.yaml names, the same way
-    dagster_cli(
-        "asset",
-        "materialize",
-        "-m",
-        "energy_pipeline.definitions",
-        "-a",
-        "defs",
-        "-d",
-        str(REPO),
-        "--select",
-        DAILY_READINGS,
-        "--partition",
-        day.isoformat(),
-    )
-    table = pq.read_table(hour_dir(config.data_dir, DAILY_READINGS, start) / "data.parquet")
+    dagster_cli("asset", "materialize", *MODULE, "--select", DAILY_READINGS,
+                "--partition", day.isoformat())  # fmt: skip
+    table = pq.read_table(day_path(config.data_dir, DAILY_READINGS, day))
     assert table.num_rows == 2 * 2 * 1380  # spring forward: 23 hours
     assert (home / "storage").is_dir() or (home / "history").is_dir()  # persistent instance
 
-    sql = run_cli("sql", "--config", str(config.path), "SELECT 1 AS one")
-    assert sql.returncode == 1 and "materialize the `warehouse` asset" in sql.stderr
-    from energy_pipeline.lake.warehouse import build_warehouse
-    from energy_pipeline.transforms.warehouse import TABLES
-
-    build_warehouse(config.data_dir, TABLES)
+    assert not (config.data_dir / "warehouse.duckdb").exists()  # sql needs no warehouse
     out = run_cli(
         "sql",
         "--config",
@@ -281,6 +312,8 @@ def test_one_run_through_the_dagster_cli(tmp_path: Path) -> None:
     ]
     csv_out = run_cli("sql", "--config", str(config.path), "--csv", "SELECT 1 AS a, NULL AS b")
     assert csv_out.stdout.strip() == "a,b\n1,"
+    write = run_cli("sql", "--config", str(config.path), "DROP VIEW daily_readings")
+    assert write.returncode == 1 and "read-only" in write.stderr
     exp = run_cli(
         "export", "--config", str(config.path), "--from", day.isoformat(), "--device", "m2"
     )

@@ -14,9 +14,15 @@ import pytest
 from energy_pipeline.catalog import build_catalog
 from energy_pipeline.console.export import export_range
 from energy_pipeline.lake.exports import prune_exports
-from energy_pipeline.lake.layout import DAILY_READINGS, RAW_READINGS, exports_dir, hour_dir
+from energy_pipeline.lake.layout import (
+    DAILY_READINGS,
+    RAW_READINGS,
+    day_path,
+    exports_dir,
+    hour_dir,
+)
 from energy_pipeline.lake.maintenance import compact, exchange, read_manifest
-from energy_pipeline.lake.tables import write_partition
+from energy_pipeline.lake.tables import write_day
 from energy_pipeline.lake.warehouse import build_warehouse, query
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
@@ -119,10 +125,10 @@ def test_expected_minutes_follow_the_polling_interval(tmp_path: Path) -> None:
 def _materialize_day(config, day: date) -> None:
     start, end = day_window(day, BERLIN)
     src = minute_source(config.data_dir, build_catalog(config), start, end, NOW)
-    write_partition(
+    write_day(
         config.data_dir,
         DAILY_READINGS,
-        start,
+        day,
         daily_readings(src.table, day, BERLIN),
         DAILY_READINGS_SCHEMA,
     )
@@ -134,11 +140,10 @@ def test_forecast_features_lags_and_windows(tmp_path: Path) -> None:
     for d in days:
         write_raw(config.data_dir, _day_rows(d), per_minute=False)
         _materialize_day(config, d)
-    start, _ = day_window(days[1], BERLIN)
-    today = pq.read_table(hour_dir(config.data_dir, DAILY_READINGS, start) / "data.parquet")
+    today = pq.read_table(day_path(config.data_dir, DAILY_READINGS, days[1]))
     from energy_pipeline.transforms.features import history_files
 
-    history = history_files(config.data_dir, days[1], BERLIN)
+    history = history_files(config.data_dir, days[1])
     assert len(history) == 1
     feats = forecast_features(
         today, history, days[1], BERLIN, build_catalog(config), "DE"
@@ -238,11 +243,15 @@ def test_warehouse_views_and_read_only_queries(tmp_path: Path) -> None:
     _, counts = build_warehouse(config.data_dir, TABLES)
     assert counts["daily_readings"] == 3 * 1440 and counts["forecast_features"] == 0
     header, rows = query(
-        config.data_dir, "SELECT metric, sum(count) FROM daily_readings GROUP BY 1 ORDER BY 1"
+        config.data_dir,
+        "SELECT metric, sum(count) FROM daily_readings GROUP BY 1 ORDER BY 1",
+        TABLES,
     )
     assert header == ["metric", "sum(count)"] and rows[0] == (E, 1440)
-    with pytest.raises(duckdb.Error):
-        query(config.data_dir, "CREATE TABLE x (a INT)")
+    for statement in ("CREATE TABLE x (a INT)", "SELECT 1; COPY (SELECT 1) TO 'x.csv'"):
+        with pytest.raises(duckdb.PermissionException):
+            query(config.data_dir, statement, TABLES)
+    assert not (tmp_path / "x.csv").exists()
     assert render(["a", "b"], [(1, None)], "csv") == "a,b\n1,"
     assert render(["a"], [(1,)], "json") == '[{"a": 1}]'
     assert "(1 row)" in render(["a"], [(1,)], "table")

@@ -105,6 +105,8 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             ),
             device.interval,
             tuple(profile.alerts),
+            device.profile,
+            dict(device.tags),
         )
     if isinstance(device, EchonetDevice):
         return DeviceMeaning(
@@ -115,6 +117,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             "smart meter",
             echonet_metrics(),
             device.interval,
+            tags=dict(device.tags),
         )
     assert isinstance(device, LuxtronikDevice)
     return DeviceMeaning(
@@ -125,6 +128,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
         "heat pump 2.x",
         luxtronik_metrics(),
         device.interval,
+        tags=dict(device.tags),
     )
 
 

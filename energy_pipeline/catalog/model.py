@@ -50,6 +50,30 @@ BOUNDS_SCHEMA = pa.schema(
 )
 """What the cleaning and resampling SQL joins to each (device, metric)."""
 
+DEVICES_SCHEMA = pa.schema(
+    [
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("driver", pa.string(), nullable=False),
+        pa.field("profile", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("manufacturer", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("interval_s", pa.float64()),
+        pa.field("tags", pa.map_(pa.string(), pa.string())),
+    ]
+)
+METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("unit", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("display_name", pa.string()),
+    ]
+)
+"""The catalog as SQL tables (`devices`, `metrics`), so units and meanings are queryable."""
+
 _NO_MEANINGS: Mapping[str, MetricMeaning] = MappingProxyType({})
 
 # Decimals worth showing per unit, where the register's scale does not say (floats, fixed sets).
@@ -131,6 +155,9 @@ class DeviceMeaning:
     metrics: Mapping[str, MetricMeaning]
     interval: float = 60.0
     alert_defaults: tuple[AlertDefault, ...] = ()
+    profile: str = ""
+    """The Modbus profile as configured (a built-in name or a path); empty for other drivers."""
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricMeaning:
         return self.metrics.get(name) or guess(name, _NO_MEANINGS)
@@ -169,6 +196,37 @@ class Catalog:
     @property
     def intervals(self) -> dict[str, float]:
         return {device_id: d.interval for device_id, d in self.devices.items()}
+
+    def devices_table(self) -> pa.Table:
+        rows = [
+            {
+                "device_id": d.device_id,
+                "driver": d.driver,
+                "profile": d.profile or None,
+                "name": d.name,
+                "manufacturer": d.manufacturer,
+                "model": d.model,
+                "interval_s": d.interval,
+                "tags": list(d.tags.items()),
+            }
+            for d in self.devices.values()
+        ]
+        return pa.Table.from_pylist(rows, schema=DEVICES_SCHEMA)
+
+    def metrics_table(self) -> pa.Table:
+        columns: dict[str, list] = {name: [] for name in METRICS_SCHEMA.names}
+        for device_id, device in self.devices.items():
+            for name, meaning in device.metrics.items():
+                columns["device_id"].append(device_id)
+                columns["metric"].append(name)
+                columns["unit"].append(meaning.unit or None)
+                columns["kind"].append(meaning.kind)
+                columns["description"].append(meaning.description or None)
+                columns["display_name"].append(meaning.display_name or display_name(name))
+        return pa.table(columns, schema=METRICS_SCHEMA)
+
+    def sql_tables(self) -> dict[str, pa.Table]:
+        return {"devices": self.devices_table(), "metrics": self.metrics_table()}
 
     def bounds_table(self, series: Iterable[tuple[str, str]]) -> pa.Table:
         """One row per (device, metric) seen or known: the SQL joins this to clean and resample."""

@@ -30,7 +30,7 @@ def export_range(
         config.device(device)
     tz = ZoneInfo(config.site.timezone)
     catalog = build_catalog(config)
-    stored = stored_day(config.data_dir, tz)
+    stored = stored_day(config.data_dir)
     cache: dict[date, pa.Table | None] = {}
 
     def load(day: date) -> pa.Table | None:

@@ -15,23 +15,28 @@ import pyarrow as pa
 
 from energy_pipeline.config import Config
 from energy_pipeline.defs import checks
-from energy_pipeline.defs.metadata import problems, table_metadata
+from energy_pipeline.defs.metadata import column_schema, problems, table_metadata
+from energy_pipeline.defs.partitions import forecast_partitions
 from energy_pipeline.defs.resources import EnergySite
 from energy_pipeline.lake.exports import prune_exports, write_exports
 from energy_pipeline.lake.layout import (
     DAILY_DEVICE_SUMMARY,
     DAILY_READINGS,
+    FORECAST_ACCURACY,
     FORECAST_FEATURES,
+    LOAD_FORECAST,
     MINUTE_READINGS,
     RAW_READINGS,
+    day_path,
     exports_dir,
-    partition_path,
     table_dir,
 )
-from energy_pipeline.lake.scan import hourly_files, read_partition
-from energy_pipeline.lake.tables import write_hourly, write_partition
+from energy_pipeline.lake.maintenance import migrate_daily_tables
+from energy_pipeline.lake.scan import hourly_files, read_day, read_days
+from energy_pipeline.lake.tables import write_day, write_hourly
 from energy_pipeline.lake.warehouse import build_warehouse
-from energy_pipeline.transforms import quality
+from energy_pipeline.readings import RAW_SCHEMA
+from energy_pipeline.transforms import forecast, quality
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
 from energy_pipeline.transforms.exports import export_files, stored_day
 from energy_pipeline.transforms.features import forecast_features, history_files
@@ -39,6 +44,8 @@ from energy_pipeline.transforms.minute import MinuteStats, compute_minutes, conn
 from energy_pipeline.transforms.schemas import (
     DAILY_READINGS_SCHEMA,
     FEATURES_SCHEMA,
+    FORECAST_ACCURACY_SCHEMA,
+    LOAD_FORECAST_SCHEMA,
     MINUTE_SCHEMA,
     SUMMARY_SCHEMA,
 )
@@ -65,36 +72,64 @@ def _days(context: dg.AssetExecutionContext, site: EnergySite) -> Iterator[date]
 
 DayTable = tuple[pa.Table, dict[str, object]]
 """A day's table and the metadata only that table's asset reports."""
+Check = Callable[[pa.Table, datetime, datetime], list[quality.Outcome]]
 
 
 def per_day(
     context: dg.AssetExecutionContext,
     site: EnergySite,
-    table_name: str,
-    schema: pa.Schema,
-    build: Callable[[date, datetime, datetime], DayTable],
-    check: Callable[[pa.Table, datetime, datetime], list[quality.Outcome]],
-) -> dg.MaterializeResult:
-    """The daily tables' shared loop: per local day of the run, `build` the table from
-    [start, end), store it as the day's partition, check it. Reports the last day."""
-    results: list[dg.AssetCheckResult] = []
-    meta: dict[str, object] = {}
+    tables: dict[str, tuple[pa.Schema, Check]],
+    build: Callable[[date, datetime, datetime], dict[str, DayTable]],
+) -> Iterator[dg.MaterializeResult]:
+    """The daily tables' shared loop: per local day of the run, `build` each table from
+    [start, end), store it as the day's file, check it. A range run is one run: its metadata
+    sums the rows and lists each day's figures, its checks cover every day."""
+    migrate_daily_tables(site.data_dir)
+    outcomes: dict[str, list[tuple[str, list[quality.Outcome]]]] = {name: [] for name in tables}
+    figures: dict[str, list[dict[str, object]]] = {name: [] for name in tables}
+    meta: dict[str, dict[str, object]] = {}
     for day in _days(context, site):
         start, end = day_window(day, site.tz)
-        table, extra = build(day, start, end)
-        path = write_partition(site.data_dir, table_name, start, table, schema)
-        results = checks.results(check(table, start, end))
-        meta = {**table_metadata(table, schema, path), "day": day.isoformat(), **extra}
-    return dg.MaterializeResult(metadata=meta, check_results=results)
+        for name, (table, extra) in build(day, start, end).items():
+            schema, check = tables[name]
+            path = write_day(site.data_dir, name, day, table, schema)
+            outcomes[name].append((day.isoformat(), check(table, start, end)))
+            figures[name].append(
+                {"day": day.isoformat(), "rows": table.num_rows, **_scalars(extra)}
+            )
+            meta[name] = {**table_metadata(table, schema, path), "day": day.isoformat(), **extra}
+    for name in tables:
+        days = figures[name]
+        if len(days) > 1:
+            meta[name].pop("day")
+            meta[name].update(
+                {
+                    "dagster/row_count": sum(int(d["rows"]) for d in days),
+                    "path": dg.MetadataValue.path(str(table_dir(site.data_dir, name))),
+                    "days": len(days),
+                    "first_day": days[0]["day"],
+                    "last_day": days[-1]["day"],
+                    "per_day": dg.MetadataValue.json(days),
+                }
+            )
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata=meta.get(name, {}),
+            check_results=checks.results(quality.over_days(outcomes[name]), name),
+        )
 
 
-def stored(site: EnergySite, table: str, start: datetime, schema: pa.Schema) -> pa.Table:
-    """A day's partition an asset depends on; a Dagster failure naming it when it is missing."""
-    found = read_partition(site.data_dir, table, start, schema)
+def _scalars(extra: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in extra.items() if isinstance(v, int | float | str)}
+
+
+def stored(site: EnergySite, table: str, day: date, schema: pa.Schema) -> pa.Table:
+    """A day of a table an asset depends on; a Dagster failure naming it when it is missing."""
+    found = read_day(site.data_dir, table, day, schema)
     if found is None:
-        path = partition_path(site.data_dir, table, start)
+        path = day_path(site.data_dir, table, day)
         raise dg.Failure(
-            f"{path} is missing: materialize {table} for this day first",
+            f"{path} is missing: materialize {table} for {day} first",
             metadata={"path": dg.MetadataValue.path(str(path))},
         )
     return found
@@ -165,46 +200,71 @@ def daily_readings_asset(context: dg.AssetExecutionContext, site: EnergySite):
     def check(table: pa.Table, start: datetime, end: datetime) -> list[quality.Outcome]:
         return quality.full_grid(table, _minutes(start, end))
 
-    return per_day(context, site, DAILY_READINGS, DAILY_READINGS_SCHEMA, build, check)
+    yield from per_day(
+        context,
+        site,
+        {DAILY_READINGS: (DAILY_READINGS_SCHEMA, check)},
+        lambda day, start, end: {DAILY_READINGS: build(day, start, end)},
+    )
 
 
 def daily_device_summary(context: dg.AssetExecutionContext, site: EnergySite):
-    def build(day: date, start: datetime, _end: datetime) -> DayTable:
-        readings = stored(site, DAILY_READINGS, start, DAILY_READINGS_SCHEMA)
+    def build(day: date, _start: datetime, _end: datetime) -> DayTable:
+        readings = stored(site, DAILY_READINGS, day, DAILY_READINGS_SCHEMA)
         present = readings.filter(pa.compute.greater(readings.column("count"), 0))
         return daily_summary(present, day, site.tz, site.catalog, site.device_ids), {}
 
-    return per_day(
+    yield from per_day(
         context,
         site,
-        DAILY_DEVICE_SUMMARY,
-        SUMMARY_SCHEMA,
-        build,
-        lambda table, _s, _e: quality.completeness(table),
+        {DAILY_DEVICE_SUMMARY: (SUMMARY_SCHEMA, lambda table, _s, _e: quality.completeness(table))},
+        lambda day, start, end: {DAILY_DEVICE_SUMMARY: build(day, start, end)},
     )
 
 
 def forecast_features_asset(context: dg.AssetExecutionContext, site: EnergySite):
-    def build(day: date, start: datetime, _end: datetime) -> DayTable:
-        today = stored(site, DAILY_READINGS, start, DAILY_READINGS_SCHEMA)
-        history = history_files(site.data_dir, day, site.tz)
+    def build(day: date, _start: datetime, _end: datetime) -> DayTable:
+        today = stored(site, DAILY_READINGS, day, DAILY_READINGS_SCHEMA)
+        history = history_files(site.data_dir, day)
         table = forecast_features(
             today, history, day, site.tz, site.catalog, site.config.site.country
         )
         return table, {"history_days_found": len(history)}
 
-    return per_day(
+    yield from per_day(
         context,
         site,
-        FORECAST_FEATURES,
-        FEATURES_SCHEMA,
+        {FORECAST_FEATURES: (FEATURES_SCHEMA, lambda table, _s, _e: quality.null_rates(table))},
+        lambda day, start, end: {FORECAST_FEATURES: build(day, start, end)},
+    )
+
+
+def load_forecast(context: dg.AssetExecutionContext, site: EnergySite):
+    def build(day: date, _start: datetime, _end: datetime) -> dict[str, DayTable]:
+        history = [day - timedelta(days=i) for i in range(forecast.HISTORY_DAYS, 0, -1)]
+        features = read_days(site.data_dir, FORECAST_FEATURES, history, FEATURES_SCHEMA)
+        predicted, accuracy = forecast.forecast_day(
+            features, day, site.tz, site.config.site.country
+        )
+        found = {"feature_days_found": len(set(features.column("day").to_pylist()))}
+        return {LOAD_FORECAST: (predicted, found), FORECAST_ACCURACY: (accuracy, found)}
+
+    def check(table: pa.Table, _s: datetime, _e: datetime) -> list[quality.Outcome]:
+        return quality.beats_baseline(table, forecast.MODEL, forecast.NAIVE)
+
+    yield from per_day(
+        context,
+        site,
+        {
+            LOAD_FORECAST: (LOAD_FORECAST_SCHEMA, lambda _t, _s, _e: []),
+            FORECAST_ACCURACY: (FORECAST_ACCURACY_SCHEMA, check),
+        },
         build,
-        lambda table, _s, _e: quality.null_rates(table),
     )
 
 
 def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
-    load = stored_day(site.data_dir, site.tz)
+    load = stored_day(site.data_dir)
     written = []
     for day in _days(context, site):
         files = export_files(day, load, order=site.catalog.column_order)
@@ -221,7 +281,7 @@ def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
 
 
 def warehouse(context: dg.AssetExecutionContext, site: EnergySite):
-    path, counts = build_warehouse(site.data_dir, TABLES)
+    path, counts = build_warehouse(site.data_dir, TABLES, site.catalog.sql_tables())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
@@ -246,7 +306,25 @@ def raw_readings_spec(config: Config) -> dg.AssetSpec:
             fail_window=timedelta(minutes=config.pipeline.raw_freshness_minutes),
             warn_window=timedelta(minutes=max(1, config.pipeline.raw_freshness_minutes // 2)),
         ),
-        metadata={"path": dg.MetadataValue.path(str(table_dir(config.data_dir, RAW_READINGS)))},
+        metadata={
+            "path": dg.MetadataValue.path(str(table_dir(config.data_dir, RAW_READINGS))),
+            **_columns(RAW_SCHEMA),
+        },
+    )
+
+
+def _columns(schema: pa.Schema) -> dict[str, object]:
+    return {"dagster/column_schema": column_schema(schema)}
+
+
+def daily_freshness(config: Config) -> dg.FreshnessPolicy:
+    """Yesterday's file is due an hour after the daily schedule fires (00:20 local by default):
+    a daily table not refreshed since the last local midnight by then turns red."""
+    minute = config.pipeline.daily_schedule_minute
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=f"{minute} 1 * * *",
+        lower_bound_delta=timedelta(hours=1, minutes=minute),
+        timezone=config.site.timezone,
     )
 
 
@@ -257,19 +335,39 @@ def build_assets(
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """The asset definitions: each function above with its partitions, deps and checks."""
     minute_to_daily = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+    days_before = dg.TimeWindowPartitionMapping(
+        start_offset=-forecast.HISTORY_DAYS,
+        end_offset=-1,
+        allow_nonexistent_upstream_partitions=True,
+    )
     daily_table = partial(
         dg.asset,
         partitions_def=daily_parts,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=DAILY_GROUP,
         kinds={"duckdb", "parquet"},
         owners=OWNERS,
+        freshness_policy=daily_freshness(config),
     )
+
+    def forecast_spec(name: str, schema: pa.Schema, description: str) -> dg.AssetSpec:
+        return dg.AssetSpec(
+            name,
+            deps=[dg.AssetDep(FORECAST_FEATURES, partition_mapping=days_before)],
+            kinds={"scikit-learn", "parquet"},
+            owners=OWNERS,
+            freshness_policy=daily_freshness(config),
+            metadata=_columns(schema),
+            description=description,
+        )
+
     return [
         raw_readings_spec(config),
         dg.asset(
             name=MINUTE_READINGS,
             partitions_def=minute_parts,
-            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1440),
+            metadata=_columns(MINUTE_SCHEMA),
+            backfill_policy=dg.BackfillPolicy.single_run(),
             deps=[RAW_READINGS],
             group_name=LAKE_GROUP,
             kinds={"duckdb", "parquet"},
@@ -279,12 +377,14 @@ def build_assets(
                 "Per device, metric and minute: avg, min, max, last, count. Cleaned first "
                 "(misfiled, future, non-finite and out-of-profile-range readings dropped and "
                 "counted; repeats de-duplicated); counters as deltas with reset/rollover "
-                "detection, never averaged. One run handles its whole partition range in one "
-                "DuckDB query per day."
+                "detection, never averaged. A backfill of any range is one run (single-run "
+                "policy, as `dagster asset materialize --partition-range` needs), one DuckDB "
+                "query per day of it."
             ),
         )(minute_readings),
         daily_table(
             name=DAILY_READINGS,
+            metadata=_columns(DAILY_READINGS_SCHEMA),
             deps=[dg.AssetDep(MINUTE_READINGS, partition_mapping=minute_to_daily)],
             check_specs=checks.daily_readings_specs(),
             description=(
@@ -297,6 +397,7 @@ def build_assets(
         )(daily_readings_asset),
         daily_table(
             name=DAILY_DEVICE_SUMMARY,
+            metadata=_columns(SUMMARY_SCHEMA),
             deps=[DAILY_READINGS],
             check_specs=checks.summary_specs(),
             description=(
@@ -307,6 +408,7 @@ def build_assets(
         )(daily_device_summary),
         daily_table(
             name=FORECAST_FEATURES,
+            metadata=_columns(FEATURES_SCHEMA),
             deps=[DAILY_READINGS],
             check_specs=checks.feature_specs(),
             description=(
@@ -316,10 +418,43 @@ def build_assets(
                 "weekend, holiday from site.country) and outdoor temperature where reported."
             ),
         )(forecast_features_asset),
+        dg.multi_asset(
+            name=LOAD_FORECAST,
+            partitions_def=forecast_partitions(config),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            group_name=DAILY_GROUP,
+            check_specs=checks.accuracy_specs(),
+            specs=[
+                forecast_spec(
+                    LOAD_FORECAST,
+                    LOAD_FORECAST_SCHEMA,
+                    (
+                        "Day-ahead forecast of each device's target (pipeline.forecast_targets, "
+                        "else its energy counter, else power) for every quarter-hour of the "
+                        "local day (96; 92/100 on DST days), from data up to the end of the day "
+                        "before only: a seasonal naive (same slot 7 days earlier, 1 day while "
+                        "the history is shorter) and scikit-learn's HistGradientBoosting "
+                        "trained on forecast_features, with an 80 % interval from its backtest "
+                        "errors."
+                    ),
+                ),
+                forecast_spec(
+                    FORECAST_ACCURACY,
+                    FORECAST_ACCURACY_SCHEMA,
+                    (
+                        "Per as-of day, device, target and model: MAE, RMSE, MAPE and skill "
+                        "versus the seasonal naive (1 - MAE / MAE naive) of a rolling-origin "
+                        "backtest over the 7 days before, each forecast by a model that saw "
+                        "only the days before it."
+                    ),
+                ),
+            ],
+        )(load_forecast),
         dg.asset(
             name="csv_exports",
             partitions_def=daily_parts,
             deps=[DAILY_READINGS],
+            backfill_policy=dg.BackfillPolicy.single_run(),
             group_name=SERVING_GROUP,
             kinds={"csv"},
             owners=OWNERS,
@@ -333,16 +468,24 @@ def build_assets(
         )(csv_exports),
         dg.asset(
             name="warehouse",
-            deps=[MINUTE_READINGS, DAILY_READINGS, DAILY_DEVICE_SUMMARY, FORECAST_FEATURES],
+            deps=[
+                DAILY_READINGS,
+                DAILY_DEVICE_SUMMARY,
+                FORECAST_FEATURES,
+                LOAD_FORECAST,
+                FORECAST_ACCURACY,
+            ],
             group_name=SERVING_GROUP,
             kinds={"duckdb"},
             owners=OWNERS,
             pool=WAREHOUSE_POOL,
             description=(
-                "`warehouse.duckdb`: one view per table (raw_readings, polls, minute_readings, "
-                "daily_readings, daily_device_summary, forecast_features) over the Parquet, with "
-                "absolute paths and pinned hive types; built as a new file and swapped in "
-                "atomically. Query it with `energy-pipeline sql`."
+                "`warehouse.duckdb` for BI tools and notebooks that want a file: one view per "
+                "table (raw_readings, polls, minute_readings, daily_readings, "
+                "daily_device_summary, forecast_features, load_forecast, forecast_accuracy) "
+                "over the Parquet with absolute paths, plus the catalog's `devices` and "
+                "`metrics`; built as a new file and swapped in atomically. "
+                "`energy-pipeline sql` needs no warehouse: it creates the same views on the fly."
             ),
         )(warehouse),
     ]

@@ -6,12 +6,16 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 
+from energy_pipeline.transforms.schemas import COLUMN_DOCS
+
 PREVIEW_ROWS = 10
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(f.name, str(f.type), description=None) for f in schema]
+        columns=[
+            dg.TableColumn(f.name, str(f.type), description=COLUMN_DOCS[f.name]) for f in schema
+        ]
     )
 
 

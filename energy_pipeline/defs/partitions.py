@@ -1,9 +1,13 @@
 """Minute and daily partitions, both in the site time zone.
 
 A `TimeWindowPartitionMapping` refuses two time zones, so minutes use the site zone too and
-Dagster handles DST (1,380 or 1,500 minute keys on a Europe/Berlin switch day). Minute
-partitions cover a rolling window whose start is a local midnight, so keys change once a day
-and an asset never tracks more than ~50,000 minutes; daily partitions cover the whole history.
+Dagster handles DST (1,380 or 1,500 minute keys on a Europe/Berlin switch day). Both start at
+`pipeline.history_start`, a date from the config and never the clock: a code server running
+for weeks, a run worker started today and the CLI agree on every key, so nothing drifts.
+Dagster keeps time-window partitions as ranges, so millions of minute keys cost little, as
+long as no unpartitioned asset depends on minute_readings (Dagster would list every key for it:
+the warehouse's views need no such edge). The rolling `minute_window_days` only bounds what
+the sensor requests (`minute_window_start`).
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ def minute_window_start(config: Config, now: datetime) -> datetime:
     return datetime(first_day.year, first_day.month, first_day.day, tzinfo=tz)
 
 
-def minute_partitions(config: Config, now: datetime) -> dg.TimeWindowPartitionsDefinition:
+def minute_partitions(config: Config) -> dg.TimeWindowPartitionsDefinition:
+    start = config.pipeline.history_start
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule="* * * * *",
-        start=minute_window_start(config, now).strftime(MINUTE_FMT),
+        start=datetime(start.year, start.month, start.day).strftime(MINUTE_FMT),
         fmt=MINUTE_FMT,
         timezone=config.site.timezone,
     )
@@ -36,4 +41,14 @@ def minute_partitions(config: Config, now: datetime) -> dg.TimeWindowPartitionsD
 def daily_partitions(config: Config) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
         start_date=config.pipeline.history_start.isoformat(), timezone=config.site.timezone
+    )
+
+
+def forecast_partitions(config: Config) -> dg.DailyPartitionsDefinition:
+    """The daily partitions plus today: a day's forecast needs only the days before it, so
+    today's partition exists from local midnight on."""
+    return dg.DailyPartitionsDefinition(
+        start_date=config.pipeline.history_start.isoformat(),
+        timezone=config.site.timezone,
+        end_offset=1,
     )

@@ -11,7 +11,9 @@ from energy_pipeline.config import Config
 from energy_pipeline.lake.layout import (
     DAILY_DEVICE_SUMMARY,
     DAILY_READINGS,
+    FORECAST_ACCURACY,
     FORECAST_FEATURES,
+    LOAD_FORECAST,
     MINUTE_READINGS,
 )
 
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
     )
 
 DAILY_ASSETS = [DAILY_READINGS, DAILY_DEVICE_SUMMARY, FORECAST_FEATURES, "csv_exports"]
+FORECAST_ASSETS = [LOAD_FORECAST, FORECAST_ACCURACY]
 UPKEEP_MINUTE_OFFSET = 20
+FORECAST_MINUTE_OFFSET = 25
 
 
 def minute_job() -> UnresolvedAssetJobDefinition:
@@ -40,6 +44,14 @@ def daily_job() -> UnresolvedAssetJobDefinition:
     )
 
 
+def forecast_job() -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        "forecast_job",
+        selection=FORECAST_ASSETS,
+        description="today's day-ahead load forecast and the backtest behind it",
+    )
+
+
 def warehouse_job() -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         "warehouse_job", selection=["warehouse"], description="rebuild warehouse.duckdb"
@@ -51,6 +63,7 @@ def build_schedules(
     daily: UnresolvedAssetJobDefinition,
     warehouse: UnresolvedAssetJobDefinition,
     upkeep: dg.JobDefinition,
+    forecasts: UnresolvedAssetJobDefinition,
 ) -> list[dg.ScheduleDefinition]:
     tz = config.site.timezone
     minute = config.pipeline.daily_schedule_minute
@@ -62,6 +75,14 @@ def build_schedules(
             minute_of_hour=minute,
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="yesterday's daily tables and exports, shortly after local midnight",
+        ),
+        dg.build_schedule_from_partitioned_job(
+            forecasts,
+            name="forecast_schedule",
+            hour_of_day=0 if minute + FORECAST_MINUTE_OFFSET < 60 else 1,
+            minute_of_hour=(minute + FORECAST_MINUTE_OFFSET) % 60,
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="today's forecast, once yesterday's forecast_features are written",
         ),
         dg.ScheduleDefinition(
             name="warehouse_schedule",

@@ -9,15 +9,21 @@ from energy_pipeline.config import Config
 from energy_pipeline.defs.sensors import effective_watermark
 from energy_pipeline.lake.exports import prune_exports
 from energy_pipeline.lake.layout import MINUTE_READINGS, POLLS, RAW_READINGS
-from energy_pipeline.lake.maintenance import compact, prune_days
+from energy_pipeline.lake.maintenance import compact, migrate_daily_tables, prune_days
 from energy_pipeline.lake.status import read_statuses
 from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
 
 
 def build_upkeep_job(config: Config) -> dg.JobDefinition:
-    @dg.op(description="merge each sealed raw/polls hour folder into one file, atomically")
+    @dg.op(
+        description="merge each sealed raw/polls hour folder into one file, atomically; move "
+        "daily tables of the old hive layout to one file per day"
+    )
     def compact_lake(context: dg.OpExecutionContext) -> None:
         data_dir = config.data_dir
+        moved = migrate_daily_tables(data_dir)
+        if moved:
+            context.log.info(f"{len(moved)} daily files moved to <table>/YYYY-MM-DD.parquet")
         mark, _ = effective_watermark(
             read_statuses(data_dir), datetime.now(UTC), timedelta(hours=1)
         )

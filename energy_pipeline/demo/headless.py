@@ -27,7 +27,7 @@ from energy_pipeline.lake.layout import RAW_READINGS
 from energy_pipeline.lake.scan import hour_folders
 from energy_pipeline.lake.warehouse import query
 from energy_pipeline.transforms.timegrid import days_between
-from energy_pipeline.transforms.warehouse import render
+from energy_pipeline.transforms.warehouse import TABLES, render
 
 
 def run_headless(config: Config, started: datetime, out: TextIO) -> int:
@@ -36,7 +36,7 @@ def run_headless(config: Config, started: datetime, out: TextIO) -> int:
     for noisy in ("alembic", "dagster"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     now = datetime.now(UTC)
-    defs = build_definitions(config, now)
+    defs = build_definitions(config)
     instance = dg.DagsterInstance.ephemeral()
     tz = ZoneInfo(config.site.timezone)
     # The collector has stopped and sealed everything it acknowledged, so every complete
@@ -79,6 +79,7 @@ def run_headless(config: Config, started: datetime, out: TextIO) -> int:
         "any_value(energy_metric) AS energy_metric, round(max(peak_15min_power), 1) AS peak_15min, "
         "round(avg(completeness_pct), 1) AS completeness_pct "
         "FROM daily_device_summary GROUP BY device_id ORDER BY device_id",
+        TABLES,
     )
     print("\ndaily_device_summary:\n" + render(header, rows, "table"), file=out)
     header, rows = query(
@@ -86,6 +87,7 @@ def run_headless(config: Config, started: datetime, out: TextIO) -> int:
         "SELECT (SELECT count(*) FROM minute_readings) AS minute_rows, "
         "(SELECT count(*) FROM daily_readings) AS daily_rows, "
         "(SELECT count(*) FROM forecast_features) AS feature_rows",
+        TABLES,
     )
     print("\n" + render(header, rows, "table"), file=out, flush=True)
     return 0

@@ -1,14 +1,18 @@
 """Where everything lives under `data_dir`. Table folder names equal asset and view names.
 
-Hive folders come from UTC instants (`date=YYYY-MM-DD/hour=HH`), never from Dagster partition
-keys, so DST never produces two folders for one hour. Only `*.parquet` files are complete;
-files being written end in `.tmp` and are renamed atomically.
+Raw and minute tables sit in hive folders from UTC instants (`date=YYYY-MM-DD/hour=HH`), never
+from Dagster partition keys, so DST never produces two folders for one hour; none of their
+columns is named like a folder. Daily-level tables are one file per local day,
+`<table>/YYYY-MM-DD.parquet`, with no hive folders: the day is in their own `day` column (whose
+file statistics keep day filters fast), so pandas, pyarrow, polars and DuckDB open a table
+folder as it is, and a table's own `hour` column never clashes with a folder. Only `*.parquet`
+files are complete; files being written end in `.tmp` and are renamed atomically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 RAW_READINGS = "raw_readings"
@@ -17,6 +21,16 @@ MINUTE_READINGS = "minute_readings"
 DAILY_READINGS = "daily_readings"
 DAILY_DEVICE_SUMMARY = "daily_device_summary"
 FORECAST_FEATURES = "forecast_features"
+LOAD_FORECAST = "load_forecast"
+FORECAST_ACCURACY = "forecast_accuracy"
+DAILY_TABLES = (
+    DAILY_READINGS,
+    DAILY_DEVICE_SUMMARY,
+    FORECAST_FEATURES,
+    LOAD_FORECAST,
+    FORECAST_ACCURACY,
+)
+"""The tables stored one file per local day."""
 WAREHOUSE_FILE = "warehouse.duckdb"
 STATE_DIR = "state"
 EXPORTS_DIR = "exports"
@@ -50,15 +64,30 @@ def hours_of(start: datetime, end: datetime) -> Iterator[datetime]:
         hour += HOUR
 
 
-def partition_path(data_dir: Path, table: str, window_start: datetime) -> Path:
-    """A derived table's file of one window: the hive folder of the window's first UTC hour
-    (an hour of minute_readings, or a local day of the daily tables)."""
-    return hour_dir(data_dir, table, window_start) / PART_FILE
+def partition_path(data_dir: Path, table: str, hour: datetime) -> Path:
+    """An hour-partitioned derived table's (minute_readings') file of one UTC hour."""
+    return hour_dir(data_dir, table, hour) / PART_FILE
+
+
+def day_path(data_dir: Path, table: str, day: date) -> Path:
+    """A daily table's file of one local day."""
+    return data_dir / table / f"{day.isoformat()}.parquet"
+
+
+def day_of(path: Path) -> date | None:
+    """The local day a daily table's file holds, from its name; None for other files."""
+    try:
+        return date.fromisoformat(path.name.removesuffix(".parquet"))
+    except ValueError:
+        return None
 
 
 def table_glob(data_dir: Path, table: str) -> str:
-    """A glob DuckDB reads with hive_partitioning; it never matches files being written."""
-    return str(data_dir / table / "**" / "*.parquet")
+    """The glob of a table's complete files (never one being written): the hive folders of
+    raw and minute tables, the day files of daily tables."""
+    if table in DAILY_TABLES:
+        return str(data_dir / table / "*.parquet")
+    return str(data_dir / table / "date=*" / "hour=*" / "*.parquet")
 
 
 def state_dir(data_dir: Path) -> Path:

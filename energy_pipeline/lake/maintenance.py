@@ -1,4 +1,5 @@
-"""Raw-lake upkeep: compact a sealed hour's minute files into one file, and retention.
+"""Lake upkeep: compact a sealed hour's minute files into one file, retention, and moving
+daily tables from the old hive layout to one file per day.
 
 Compaction builds the merged file in a hidden sibling folder and swaps the two folders with
 Linux `renameat2(RENAME_EXCHANGE)`, one atomic step: a reader listing `hour=HH` sees all the
@@ -14,6 +15,7 @@ sensor can tell a compaction (same rows) from late data (rows to process again).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -30,8 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from energy_pipeline.lake.files import atomic_write_json, atomic_write_parquet, fsync_dir
-from energy_pipeline.lake.layout import TMP_SUFFIX, state_dir, table_dir
+from energy_pipeline.lake.layout import DAILY_TABLES, TMP_SUFFIX, day_path, state_dir, table_dir
 from energy_pipeline.lake.scan import file_info, hour_folders
+from energy_pipeline.lake.tables import table_lock
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +164,36 @@ def prune_days(data_dir: Path, table: str, before: date) -> list[Path]:
             shutil.rmtree(folder)
             removed.append(folder)
     return removed
+
+
+def migrate_daily_layout(data_dir: Path, table: str) -> list[Path]:
+    """Move a daily table's files from the old hive layout (`date=/hour=/data.parquet`, the UTC
+    hour of local midnight) to `<table>/YYYY-MM-DD.parquet`, the day read from the file's own
+    `day` column. Idempotent; a day already in the new layout wins over its old file."""
+    folder = table_dir(data_dir, table)
+    moved: list[Path] = []
+    for old in sorted(folder.glob("date=*/hour=*/*.parquet")):
+        days = pq.read_table(old, columns=["day"]).column("day").unique().to_pylist()
+        if len(days) == 1:
+            new = day_path(data_dir, table, days[0])
+            if new.exists():
+                old.unlink()
+            else:
+                os.replace(old, new)
+                moved.append(new)
+    for hive in sorted(folder.glob("date=*/hour=*")) + sorted(folder.glob("date=*")):
+        with contextlib.suppress(OSError):
+            hive.rmdir()
+    if moved:
+        fsync_dir(folder)
+    return moved
+
+
+def migrate_daily_tables(data_dir: Path) -> list[Path]:
+    """`migrate_daily_layout` for every daily table, each under its table lock."""
+    moved: list[Path] = []
+    for table in DAILY_TABLES:
+        if any(table_dir(data_dir, table).glob("date=*")):
+            with table_lock(data_dir, table):
+                moved += migrate_daily_layout(data_dir, table)
+    return moved

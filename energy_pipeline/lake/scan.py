@@ -1,4 +1,4 @@
-"""Reading the lake: the files of a UTC window, schema-checked, and a stored partition.
+"""Reading the lake: the files of a UTC window, schema-checked, and a daily table's days.
 
 Readers list the hour folders a window touches and check every file's schema before DuckDB sees
 it: a corrupt or foreign file is reported by name and skipped, never silently and never fatal.
@@ -13,7 +13,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from energy_pipeline.lake.layout import TMP_SUFFIX, hour_dir, hours_of, partition_path, table_dir
+from energy_pipeline.lake.layout import (
+    TMP_SUFFIX,
+    day_path,
+    hour_dir,
+    hours_of,
+    partition_path,
+    table_dir,
+)
 from energy_pipeline.readings import RAW_SCHEMA
 
 
@@ -156,12 +163,15 @@ def hourly_files(data_dir: Path, table: str, start: datetime, end: datetime) -> 
     return existing([partition_path(data_dir, table, hour) for hour in hours_of(start, end)])
 
 
-def read_partition(
-    data_dir: Path, table: str, window_start: datetime, schema: pa.Schema
-) -> pa.Table | None:
-    """A daily table's stored partition, or None when it has not been materialized."""
-    path = partition_path(data_dir, table, window_start)
+def read_day(data_dir: Path, table: str, day: date, schema: pa.Schema) -> pa.Table | None:
+    """A daily table's stored day, or None when it has not been materialized."""
+    path = day_path(data_dir, table, day)
     return pq.read_table(path, schema=schema) if path.is_file() else None
+
+
+def day_files(data_dir: Path, table: str, days: list[date]) -> list[Path]:
+    """The stored files of a daily table among `days`, in their order."""
+    return existing([day_path(data_dir, table, d) for d in days])
 
 
 def _hour_of(folder: Path) -> datetime | None:
@@ -182,3 +192,11 @@ def hour_folders(data_dir: Path, table: str) -> list[tuple[datetime, Path]]:
         if hour is not None and folder.is_dir():
             out.append((hour, folder))
     return out
+
+
+def read_days(data_dir: Path, table: str, days: list[date], schema: pa.Schema) -> pa.Table:
+    """The stored rows of a daily table over `days` (days never materialized are absent)."""
+    files = day_files(data_dir, table, days)
+    return pa.concat_tables(
+        [pq.read_table(p, schema=schema) for p in files] or [schema.empty_table()]
+    )

@@ -1,4 +1,4 @@
-"""Writing the lake's derived tables: hour-partitioned windows and daily partitions.
+"""Writing the lake's derived tables: hour-partitioned windows and one file per local day.
 
 Writers replace exactly their own window: an hour fully inside the window is rewritten, an hour
 the window only partly covers keeps its rows outside the window (under a lock, so two runs never
@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import hours_of, partition_path, state_dir
+from energy_pipeline.lake.layout import day_path, hours_of, partition_path, state_dir
 
 
 @contextmanager
@@ -79,9 +79,10 @@ def write_hourly(
     return written
 
 
-def write_partition(
-    data_dir: Path, table_name: str, window_start: datetime, table: pa.Table, schema: pa.Schema
+def write_day(
+    data_dir: Path, table_name: str, day: date, table: pa.Table, schema: pa.Schema
 ) -> Path:
-    path = partition_path(data_dir, table_name, window_start)
+    """Replace a daily table's file of `day` (cast to its schema, so types never vary)."""
+    path = day_path(data_dir, table_name, day)
     atomic_write_parquet(table.select(schema.names).cast(schema), path)
     return path

@@ -26,12 +26,12 @@ from energy_pipeline.lake.layout import (
     DAILY_READINGS,
     HOUR,
     MINUTE_READINGS,
-    PART_FILE,
     RAW_READINGS,
+    day_path,
     hours_of,
     partition_path,
 )
-from energy_pipeline.lake.scan import file_info, hour_folders, scan_window
+from energy_pipeline.lake.scan import file_info, scan_window
 from energy_pipeline.live.records import iso
 from energy_pipeline.transforms.history import (
     MINUTE_ROWS_VIEW,
@@ -123,10 +123,11 @@ def lake_sources(data_dir: Path, start: datetime, end: datetime, step: int) -> S
         return Sources([], [raw_run(data_dir, start, end)])
     daily: list[Path] = []
     covered: list[tuple[int, int]] = []
-    earliest = start - timedelta(hours=27)  # a local day's file sits in its first UTC hour
-    for hour, folder in hour_folders(data_dir, DAILY_READINGS):
-        if earliest <= hour < end:
-            path = folder / PART_FILE
+    day = (start - timedelta(days=1)).date()  # local days reach a day either side of UTC's
+    while day <= (end + timedelta(days=1)).date():
+        path = day_path(data_dir, DAILY_READINGS, day)
+        day += timedelta(days=1)
+        if path.is_file():
             info = file_info(path, DAILY_READINGS_SCHEMA)
             if info.problem is None and info.ts_max >= info.ts_min:
                 daily.append(path)

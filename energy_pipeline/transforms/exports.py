@@ -18,7 +18,6 @@ import io
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -27,10 +26,9 @@ import pyarrow.csv as pa_csv
 
 from energy_pipeline.lake.exports import ExportFile, ExportKind
 from energy_pipeline.lake.layout import DAILY_READINGS
-from energy_pipeline.lake.scan import read_partition
+from energy_pipeline.lake.scan import read_day
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA, MARKER_COLUMNS
-from energy_pipeline.transforms.timegrid import day_window
 
 ColumnOrder = Callable[[str, list[str]], list[str]]
 """(device, metrics) -> the metrics in column order; `Catalog.column_order`."""
@@ -117,12 +115,11 @@ def day_exports(
 DayLoader = Callable[[date], pa.Table | None]
 
 
-def stored_day(data_dir: Path, tz: ZoneInfo) -> DayLoader:
-    """Loads a day's materialized daily_readings partition (None when there is none)."""
+def stored_day(data_dir: Path) -> DayLoader:
+    """Loads a day's materialized daily_readings file (None when there is none)."""
 
     def load(day: date) -> pa.Table | None:
-        start = day_window(day, tz)[0]
-        return read_partition(data_dir, DAILY_READINGS, start, DAILY_READINGS_SCHEMA)
+        return read_day(data_dir, DAILY_READINGS, day, DAILY_READINGS_SCHEMA)
 
     return load
 

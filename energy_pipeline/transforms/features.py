@@ -19,8 +19,8 @@ import holidays
 import pyarrow as pa
 
 from energy_pipeline.catalog import Catalog
-from energy_pipeline.lake.layout import DAILY_READINGS, partition_path
-from energy_pipeline.lake.scan import existing
+from energy_pipeline.lake.layout import DAILY_READINGS
+from energy_pipeline.lake.scan import day_files
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import FEATURES_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window
@@ -37,11 +37,10 @@ def is_holiday(day: date, country: str | None) -> bool:
     return bool(country) and day in _holiday_calendar(country.upper())  # type: ignore[union-attr]
 
 
-def history_files(data_dir: Path, day: date, tz: ZoneInfo, days: int = HISTORY_DAYS) -> list[Path]:
-    """daily_readings files of `day` and the `days` before it that exist."""
-    wanted = [day - timedelta(days=i) for i in range(days, 0, -1)]
-    return existing(
-        [partition_path(data_dir, DAILY_READINGS, day_window(d, tz)[0]) for d in wanted]
+def history_files(data_dir: Path, day: date, days: int = HISTORY_DAYS) -> list[Path]:
+    """daily_readings files of the `days` before `day` that exist."""
+    return day_files(
+        data_dir, DAILY_READINGS, [day - timedelta(days=i) for i in range(days, 0, -1)]
     )
 
 

@@ -140,3 +140,58 @@ def null_rates(table: pa.Table) -> list[Outcome]:
             severity="WARN",
         )
     ]
+
+
+def over_days(days: list[tuple[str, list[Outcome]]]) -> list[Outcome]:
+    """One outcome per check over a range run's days (Dagster's check results carry no
+    partition): failed if any day failed, with the worst failing severity; metadata lists the
+    failed days and each day's figures."""
+    by_name: dict[str, list[tuple[str, Outcome]]] = {}
+    for day, outcomes in days:
+        for outcome in outcomes:
+            by_name.setdefault(outcome.name, []).append((day, outcome))
+    merged = []
+    for name, seen in by_name.items():
+        failed = [(day, o) for day, o in seen if not o.passed]
+        severity = "ERROR" if any(o.severity == "ERROR" for _, o in failed) else "WARN"
+        if len(seen) == 1:
+            merged.append(seen[0][1])
+            continue
+        merged.append(
+            Outcome(
+                name,
+                not failed,
+                {
+                    "days": len(seen),
+                    "failed_days": [day for day, _ in failed],
+                    "by_day": {day: o.metadata for day, o in seen},
+                },
+                severity if failed else seen[-1][1].severity,
+            )
+        )
+    return merged
+
+
+MODEL_BEATS_BASELINE = "model_beats_seasonal_naive"
+
+
+def beats_baseline(accuracy: pa.Table, model: str, baseline: str) -> list[Outcome]:
+    """The learned model's backtest MAE is below the seasonal naive's for every device (a
+    warning otherwise: the baseline's forecast is still there to use)."""
+    rows = [r for r in accuracy.to_pylist() if r["model"] == model]
+    skills = {r["device_id"]: r["skill_vs_naive"] for r in rows}
+    losing = sorted(d for d, s in skills.items() if s is not None and s <= 0)
+    untested = sorted(d for d, s in skills.items() if s is None)
+    return [
+        Outcome(
+            MODEL_BEATS_BASELINE,
+            not losing,
+            {
+                "skill_vs_naive": skills,
+                "not_better": losing,
+                "too_little_history": untested,
+                "baseline": baseline,
+            },
+            "WARN",
+        )
+    ]
