@@ -9,12 +9,14 @@ connection per device. Every device serves the same image (values are not per de
 `--reply-ms` delays each answer like a real device's response time (timer, no CPU).
 
 Run: python bench/modbus_farm.py --base-port P --count N   (prints "ready" when listening)
+SIGUSR1 makes it print "requests N": the requests answered so far, over all its devices.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import struct
 import sys
 import time
@@ -76,6 +78,7 @@ def janitza_image() -> tuple[bytearray, object]:
 class FarmProtocol(asyncio.Protocol):
     image: bytearray = bytearray()
     reply_delay = 0.0
+    requests = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -90,6 +93,7 @@ class FarmProtocol(asyncio.Protocol):
             if len(self.buffer) < frame_len:
                 break
             self.buffer = self.buffer[frame_len:]
+            FarmProtocol.requests += 1
             if fc in (3, 4) and 1 <= count <= 125 and addr + count <= 65536:
                 payload = bytes(FarmProtocol.image[addr * 2 : (addr + count) * 2])
                 pdu = bytes((fc, len(payload))) + payload
@@ -118,6 +122,9 @@ async def serve(base_port: int, count: int, reply_ms: float) -> None:
         await loop.create_server(FarmProtocol, "127.0.0.1", base_port + i, backlog=64)
         for i in range(count)
     ]
+    loop.add_signal_handler(
+        signal.SIGUSR1, lambda: print(f"requests {FarmProtocol.requests}", flush=True)
+    )
     print("ready", flush=True)
     try:
         while True:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from energy_pipeline.drivers.modbus import pymodbus_adapter as pm
 from energy_pipeline.profiles import load_profile
@@ -128,3 +130,41 @@ def test_a_foreign_reply_ends_like_silence_but_shows_in_the_packet_trace(
 
         asyncio.run(go())
     assert bool(received) is replied
+
+
+@given(st.binary(min_size=1, max_size=260), st.sampled_from([3, 4]))
+def test_lean_register_replies_decode_exactly_like_pymodbus(data: bytes, fc: int) -> None:
+    from pymodbus.pdu.register_message import (
+        ReadHoldingRegistersResponse,
+        ReadInputRegistersResponse,
+    )
+
+    theirs = (ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse)()
+    ours = (pm.LeanHoldingResponse if fc == 3 else pm.LeanInputResponse)()
+    assert ours.function_code == fc
+    outcomes = []
+    for pdu in (theirs, ours):
+        try:
+            pdu.decode(data)
+            outcomes.append(pdu.registers)
+        except Exception as exc:  # the same exception type is part of the contract
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+    if isinstance(outcomes[1], list) and len(outcomes[1]) > 1:
+        assert str(outcomes[1]) not in str(ours)
+
+
+def test_a_client_decodes_register_replies_with_the_lean_classes() -> None:
+    prof = load_profile("must_ep20", PROFILES)
+    with tcp_server([simdevice(prof, sample_values(prof), UNIT)]) as port:
+
+        async def go() -> type:
+            client = await connected(port)
+            try:
+                first = min(p.address for p in prof.points if p.register_type == "holding")
+                reply = await client.read_holding_registers(first, count=2, device_id=UNIT)
+                return type(reply)
+            finally:
+                client.close()
+
+        assert asyncio.run(go()) is pm.LeanHoldingResponse
