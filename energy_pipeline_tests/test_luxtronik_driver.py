@@ -241,7 +241,11 @@ def test_simulate_and_poll_once_show_the_heat_pump(tmp_path: Path) -> None:
     with simulators(config) as endpoints:
         assert endpoints == [f"lux1: luxtronik tcp 127.0.0.1:{port}"]
         result = run_cli("poll-once", "--config", str(config), "--json")
+        table = run_cli("poll-once", "--config", str(config))
     assert result.returncode == 0, result.stderr
+    # the table takes units from the one catalog, for a family without a profile too
+    (line,) = [ln for ln in table.stdout.splitlines() if "ID_WEB_Temperatur_TVL" in ln]
+    assert line.rstrip().endswith("°C"), line
     (device,) = json.loads(result.stdout)
     assert device["device_id"] == "lux1" and device["ok"] is True
     assert len(device["values"]) == READINGS

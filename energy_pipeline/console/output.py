@@ -7,6 +7,7 @@ import math
 import sys
 from typing import Any
 
+from energy_pipeline.catalog import MetricMeaning
 from energy_pipeline.drivers.base import DeviceError, Driver
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.logs import redact
@@ -29,8 +30,8 @@ def profile_of(driver: Driver | BaseException | None) -> Profile | None:
     return driver.profile if isinstance(driver, ModbusDriver) else None
 
 
-def value_text(value: float, point: Point | None) -> str:
-    """A value as text, with its state label, else its unit, when the profile gives one."""
+def value_text(value: float, point: MetricMeaning | Point | None) -> str:
+    """A value as text, with its state label, else its unit, when its meaning gives one."""
     text = f"{value:.6g}" if math.isfinite(value) else str(value)
     if point is None:
         return text

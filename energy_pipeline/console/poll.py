@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from energy_pipeline.catalog import Catalog, build_catalog
 from energy_pipeline.config import Config
 from energy_pipeline.console.devices import build_reachable, close_all, select
-from energy_pipeline.console.output import emit_json, error_text, profile_of, value_text
+from energy_pipeline.console.output import emit_json, error_text, value_text
 from energy_pipeline.drivers.base import Driver
 
 
@@ -41,18 +42,16 @@ async def _poll(device_id: str, driver: Driver | BaseException) -> dict[str, Any
     }
 
 
-def _print_table(results: list[dict[str, Any]], drivers: dict[str, Any]) -> None:
+def _print_table(results: list[dict[str, Any]], catalog: Catalog) -> None:
     for res in results:
         head = f"{res['device_id']}  {res['ts']}"
         if not res["ok"]:
             print(f"{head}  FAILED  {res['error']}")
             continue
         print(f"{head}  ok  {res['latency_ms']:.1f} ms")
-        profile = profile_of(drivers.get(res["device_id"]))
-        points = {p.name: p for p in profile.points} if profile else {}
         width = max((len(k) for k in [*res["values"], *res["attributes"]]), default=0)
         for name, value in res["values"].items():
-            print(f"  {name:<{width}}  {value_text(value, points.get(name))}")
+            print(f"  {name:<{width}}  {value_text(value, catalog.metric(res['device_id'], name))}")
         for name, text in res["attributes"].items():
             print(f"  {name:<{width}}  {text!r}")
         for name in res["invalid"]:
@@ -80,5 +79,5 @@ def poll_once(
     if as_json:
         emit_json([{k: v for k, v in r.items() if k != "invalid"} for r in results])
     else:
-        _print_table(results, drivers)
+        _print_table(results, build_catalog(config))
     return 0 if all(r["ok"] for r in results) else 1
