@@ -32,10 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from energy_pipeline.collector import history
 from energy_pipeline.config import load_config
 from energy_pipeline.drivers.modbus.codec import decode_point, encode_point
-from energy_pipeline.simulators import ArrayDeviceModel, DeviceModel, device_model
+from energy_pipeline.simulators import ArrayDeviceModel, DeviceModel, device_model, history
 from energy_pipeline.simulators.modbus import ProfileModel
 
 REPO = Path(__file__).resolve().parent.parent

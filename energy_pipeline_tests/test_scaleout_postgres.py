@@ -144,7 +144,7 @@ def test_sensor_and_ui_backfill_run_through_the_daemon_on_postgres(tmp_path, mon
     first = sealed2 - timedelta(minutes=6)
     write_raw(data, _rows(first, 6))
     write_status(data, sealed1)
-    parts = minute_partitions(config, datetime.now(UTC))
+    parts = minute_partitions(config)
     backfill_keys = [
         parts.get_partition_key_for_timestamp((first + timedelta(minutes=i)).timestamp())
         for i in range(2)
