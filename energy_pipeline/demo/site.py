@@ -135,8 +135,8 @@ def run_pipeline_demo(
         print(
             f"dagster:   http://127.0.0.1:{port} (sensor and schedules on; DAGSTER_HOME={home})\n"
             f"logs:      {config.data_dir}/state/demo/\n"
-            'query:     energy-pipeline sql "SELECT * FROM daily_device_summary" '
-            "(after the warehouse asset ran)\n"
+            'query:     energy-pipeline sql "SELECT device_id, count(*) FROM raw_readings '
+            'GROUP BY 1"\n'
             "Ctrl-C stops everything.",
             file=out,
             flush=True,
