@@ -164,3 +164,11 @@ def test_metrics_and_health_show_the_tunnel(tmp_path: Path) -> None:
     _, doc = api.health(datetime.now(UTC))
     assert doc["vpn"] == {"site-a": "RECONNECTING"}
     assert doc["devices"] == {"umg1": "vpn_down"}
+
+
+def test_the_sql_devices_table_names_each_device_s_tunnel(tmp_path: Path) -> None:
+    result = run_cli(
+        "sql", "SELECT device_id, vpn FROM devices", "--csv", "--config", str(_site(tmp_path))
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["device_id,vpn", "umg1,site-a"]

@@ -107,6 +107,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             tuple(profile.alerts),
             device.profile,
             dict(device.tags),
+            vpn=device.vpn or "",
         )
     if isinstance(device, EchonetDevice):
         return DeviceMeaning(
@@ -118,6 +119,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
             echonet_metrics(),
             device.interval,
             tags=dict(device.tags),
+            vpn=device.vpn or "",
         )
     assert isinstance(device, LuxtronikDevice)
     return DeviceMeaning(
@@ -129,6 +131,7 @@ def device_meaning(config: Config, device: Device) -> DeviceMeaning:
         luxtronik_metrics(),
         device.interval,
         tags=dict(device.tags),
+        vpn=device.vpn or "",
     )
 
 

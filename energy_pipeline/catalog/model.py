@@ -60,6 +60,7 @@ DEVICES_SCHEMA = pa.schema(
         pa.field("model", pa.string()),
         pa.field("interval_s", pa.float64()),
         pa.field("tags", pa.map_(pa.string(), pa.string())),
+        pa.field("vpn", pa.string()),
     ]
 )
 METRICS_SCHEMA = pa.schema(
@@ -158,6 +159,8 @@ class DeviceMeaning:
     profile: str = ""
     """The Modbus profile as configured (a built-in name or a path); empty for other drivers."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    vpn: str = ""
+    """The `vpn:` tunnel the device is reached through; empty when it needs none."""
 
     def metric(self, name: str) -> MetricMeaning:
         return self.metrics.get(name) or guess(name, _NO_MEANINGS)
@@ -208,6 +211,7 @@ class Catalog:
                 "model": d.model,
                 "interval_s": d.interval,
                 "tags": list(d.tags.items()),
+                "vpn": d.vpn or None,
             }
             for d in self.devices.values()
         ]
