@@ -141,11 +141,25 @@ def _date(text: str) -> date:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from energy_pipeline.collector.service import run_collect
-    from energy_pipeline.live import build_sinks
     from energy_pipeline.ops.vpn.manager import collector_routes
 
-    return run_collect(_config(args), build_sinks, collector_routes)
+    config = _config(args)
+    if args.worker is not None:  # a worker serves no live output: its parent does
+        from energy_pipeline.collector.workers import run_worker
+
+        index, count = args.worker
+        return run_worker(config, index, count, args.link_fd, collector_routes)
+    from energy_pipeline.collector.collect import run_collect
+    from energy_pipeline.live import build_sinks
+
+    return run_collect(config, build_sinks, collector_routes, verbose=args.verbose)
+
+
+def _worker(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected INDEX/COUNT, got {text!r}")
+    return int(index), int(count)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -366,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect = verbs.add_parser(
         "collect", parents=[common], help="poll every device 24/7 into the raw lake"
     )
+    collect.add_argument("--worker", type=_worker, help=argparse.SUPPRESS)
+    collect.add_argument("--link-fd", type=int, help=argparse.SUPPRESS)
     collect.set_defaults(func=cmd_collect)
     status = verbs.add_parser("status", parents=[common], help="show the collectors' status")
     status.add_argument(

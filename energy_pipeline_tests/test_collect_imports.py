@@ -14,7 +14,7 @@ def test_collect_imports_no_heavy_package() -> None:
     code = (
         "import json, sys\n"
         "from energy_pipeline import cli\n"
-        "from energy_pipeline.collector.service import run_collect\n"
+        "from energy_pipeline.collector.collect import run_collect\n"
         "from energy_pipeline.live import build_sinks\n"
         "from energy_pipeline.drivers.registry import build_drivers\n"
         f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"

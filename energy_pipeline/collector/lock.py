@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from energy_pipeline.lake.layout import state_dir
@@ -23,19 +24,27 @@ class CollectorLock:
         self.collector_id = collector_id
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock, retrying for up to `wait` seconds (a worker restarted by a new parent
+        may find its predecessor still sealing)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise CollectorRunning(
-                f"collector {self.collector_id!r} is already running on "
-                f"{self.path.parent.parent} (pid {holder}); stop it first or give this one "
-                "another `collector.id`"
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise CollectorRunning(
+                    f"collector {self.collector_id!r} is already running on "
+                    f"{self.path.parent.parent} (pid {holder}); stop it first or give this one "
+                    "another `collector.id`"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

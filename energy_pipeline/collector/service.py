@@ -18,16 +18,15 @@ import logging
 import math
 import os
 import random
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from energy_pipeline.collector.backoff import Backoff
-from energy_pipeline.collector.heartbeat import Heartbeat, watch
+from energy_pipeline.collector.heartbeat import Heartbeat
 from energy_pipeline.collector.landing import Landing, utc
 from energy_pipeline.collector.lock import CollectorLock
-from energy_pipeline.collector.routes import Routes, RoutesFactory
+from energy_pipeline.collector.routes import Routes
 from energy_pipeline.collector.scheduler import (
     Clock,
     IntervalGroup,
@@ -39,7 +38,6 @@ from energy_pipeline.collector.scheduler import (
 from energy_pipeline.collector.state import CollectorState, DeviceState
 from energy_pipeline.config import Config, Device
 from energy_pipeline.drivers.base import DeviceError, Driver
-from energy_pipeline.ops.notify import STOPPING, Notifier, message, watchdog_interval
 from energy_pipeline.readings import PollOutcome
 from energy_pipeline.sinks import OutcomeSink
 
@@ -120,6 +118,7 @@ class CollectorService:
         self.commit_wait = min(self.settings.commit_wait, 0.8 * shortest)
         self.landing = Landing(config, self.state, self.clock)
         self.lock = CollectorLock(self.data_dir, self.settings.id)
+        self.lock_wait = 0.0
         self._ready: list[PollOutcome] = []
         self._ready_event = asyncio.Event()
         self._commit_lock = asyncio.Lock()
@@ -136,7 +135,7 @@ class CollectorService:
         self._stopping.set()
 
     async def run(self) -> None:
-        self.lock.acquire()
+        self.lock.acquire(self.lock_wait)
         try:
             await asyncio.to_thread(self._recover)
             if self.routes is not None:
@@ -411,58 +410,3 @@ class CollectorService:
 
 SinkFactory = Callable[[Config, CollectorState], Sequence[OutcomeSink]]
 """Builds live outputs around the collector's state (the live package provides one)."""
-
-
-def run_collect(
-    config: Config,
-    sink_factory: SinkFactory | None = None,
-    routes_factory: RoutesFactory | None = None,
-) -> int:
-    """`energy-pipeline collect`: poll until SIGTERM/SIGINT, then seal and return 0.
-
-    Under systemd (`NOTIFY_SOCKET` set) it reports READY, watchdog pings and STOPPING.
-    """
-    from energy_pipeline.collector.lock import CollectorRunning
-    from energy_pipeline.drivers.registry import build_drivers
-    from energy_pipeline.lake.device_state import StateFiles
-
-    if not config.devices:
-        log.error("no devices in %s; nothing to collect", config.path)
-        return 1
-    service = CollectorService(config, build_drivers(config, state=StateFiles(config.data_dir)))
-    if routes_factory is not None:
-        service.routes = routes_factory(config, service.state)
-    if sink_factory is not None:
-        service.sinks.extend(sink_factory(config, service.state))
-
-    notifier = Notifier.from_environ()
-
-    def stop() -> None:
-        if notifier is not None:
-            notifier.send(message(STOPPING))
-        service.stop()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
-        if notifier is None:
-            await service.run()
-            return
-        interval = watchdog_interval(os.environ, os.getpid())
-        watchdog = asyncio.create_task(
-            watch(service.heartbeat, service.state, notifier, interval, service.clock)
-        )
-        try:
-            await service.run()
-        finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-            notifier.close()
-
-    try:
-        asyncio.run(main())
-    except CollectorRunning as exc:
-        log.error("%s", exc)
-        return 1
-    return 1 if service.state.dropped_rows or service.landing.unwritten_rows else 0

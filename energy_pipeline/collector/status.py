@@ -133,55 +133,84 @@ def render(docs: list[dict[str, Any]], config: Config) -> str:
         f"{_days(kept['minute_days'])}, exports {_days(kept['export_days'])}, Dagster runs "
         f"{_days(kept['dagster_run_days'])}"
     ]
+    by_id = {str(doc["collector_id"]): doc for doc in docs}
+    nested = {shard for doc in docs for shard in doc.get("workers") or {}}
     for doc in docs:
-        run = "running" if doc.get("running") else "not running"
-        lines.append(
-            f"collector {doc['collector_id']} ({run}, pid {doc.get('pid')}): "
-            f"updated {doc.get('updated_at')}, sealed up to {doc.get('sealed_watermark')}"
-        )
-        if doc.get("storage_error"):
-            lines.append(f"  STORAGE ERROR: {doc['storage_error']}")
-        if isinstance(doc.get("disk_total_bytes"), int):
-            space = DiskSpace(doc["disk_free_bytes"], doc["disk_total_bytes"])
-            line = (
-                f"  disk {human_bytes(space.free_bytes)} free of "
-                f"{human_bytes(space.total_bytes)} ({space.free_ratio:.1%})"
-            )
-            if doc.get("disk_alert"):
-                line += f"  LOW: {doc['disk_alert']}"
-            lines.append(line)
-        if doc.get("wal_backlog_rows") or doc.get("pending_rows"):
+        if doc["collector_id"] in nested:
+            continue
+        lines.extend(_render_collector(doc))
+        for shard, entry in (doc.get("workers") or {}).items():
+            restarts = f", restarts {entry['restarts']}" if entry.get("restarts") else ""
+            last = f", last exit: {entry['last_exit']}" if entry.get("last_exit") else ""
+            own = by_id.get(shard)
+            state = "not running"
+            if own is not None:
+                run = "running" if own.get("running") else "not running"
+                state = f"{run}, sealed up to {own.get('sealed_watermark')}"
             lines.append(
-                f"  unsealed rows {doc.get('wal_backlog_rows', 0)}, "
-                f"not yet durable {doc.get('pending_rows', 0)}, "
-                f"dropped {doc.get('dropped_rows', 0)}"
+                f"  worker {shard} ({state}, pid {entry.get('pid')}): {entry.get('devices')} "
+                f"devices{restarts}{last}"
             )
-        for name, tunnel in (doc.get("vpn") or {}).items():
-            lines.append("  " + render_tunnel(name, tunnel))
-        for name, out in (doc.get("outputs") or {}).items():
-            line = f"  output {name}: dropped {out.get('dropped', 0)}"
-            if "state" in out:
-                line = (
-                    f"  output {name}: {out['state']}, written {out.get('written')}, "
-                    f"queued {out.get('queued')}, dropped {out.get('dropped')}, "
-                    f"rejected {out.get('rejected')}"
-                )
-                if out.get("last_error"):
-                    line += f"  last error: {out['last_error']}"
-            lines.append(line)
-        devices = doc.get("devices") or {}
-        width = max((len(d) for d in devices), default=6)
-        for dev_id, dev in devices.items():
-            line = f"  {dev_id:<{width}}  {dev.get('state', '?'):<8}  last {dev.get('last_ack_ts')}"
-            if dev.get("consecutive_failures"):
-                line += (
-                    f"  failures {dev['consecutive_failures']}  retry {dev.get('next_retry')}"
-                    f"  [{dev.get('last_error_kind')}] {dev.get('last_error')}"
-                )
-            if dev.get("missed_ticks"):
-                line += f"  missed {dev['missed_ticks']}"
-            lines.append(line)
+            if own is not None:
+                body = _render_collector(own)[1:]
+                lines.extend("  " + line for line in body if not line.startswith("  disk "))
     return "\n".join(lines)
+
+
+def _render_collector(doc: dict[str, Any]) -> list[str]:
+    run = "running" if doc.get("running") else "not running"
+    lines = [
+        f"collector {doc['collector_id']} ({run}, pid {doc.get('pid')}): "
+        f"updated {doc.get('updated_at')}"
+        + (
+            f", {len(doc['workers'])} workers"
+            if doc.get("workers")
+            else f", sealed up to {doc.get('sealed_watermark')}"
+        )
+    ]
+    if doc.get("storage_error"):
+        lines.append(f"  STORAGE ERROR: {doc['storage_error']}")
+    if isinstance(doc.get("disk_total_bytes"), int):
+        space = DiskSpace(doc["disk_free_bytes"], doc["disk_total_bytes"])
+        line = (
+            f"  disk {human_bytes(space.free_bytes)} free of "
+            f"{human_bytes(space.total_bytes)} ({space.free_ratio:.1%})"
+        )
+        if doc.get("disk_alert"):
+            line += f"  LOW: {doc['disk_alert']}"
+        lines.append(line)
+    if doc.get("wal_backlog_rows") or doc.get("pending_rows"):
+        lines.append(
+            f"  unsealed rows {doc.get('wal_backlog_rows', 0)}, "
+            f"not yet durable {doc.get('pending_rows', 0)}, "
+            f"dropped {doc.get('dropped_rows', 0)}"
+        )
+    for name, tunnel in (doc.get("vpn") or {}).items():
+        lines.append("  " + render_tunnel(name, tunnel))
+    for name, out in (doc.get("outputs") or {}).items():
+        line = f"  output {name}: dropped {out.get('dropped', 0)}"
+        if "state" in out:
+            line = (
+                f"  output {name}: {out['state']}, written {out.get('written')}, "
+                f"queued {out.get('queued')}, dropped {out.get('dropped')}, "
+                f"rejected {out.get('rejected')}"
+            )
+            if out.get("last_error"):
+                line += f"  last error: {out['last_error']}"
+        lines.append(line)
+    devices = doc.get("devices") or {}
+    width = max((len(d) for d in devices), default=6)
+    for dev_id, dev in devices.items():
+        line = f"  {dev_id:<{width}}  {dev.get('state', '?'):<8}  last {dev.get('last_ack_ts')}"
+        if dev.get("consecutive_failures"):
+            line += (
+                f"  failures {dev['consecutive_failures']}  retry {dev.get('next_retry')}"
+                f"  [{dev.get('last_error_kind')}] {dev.get('last_error')}"
+            )
+        if dev.get("missed_ticks"):
+            line += f"  missed {dev['missed_ticks']}"
+        lines.append(line)
+    return lines
 
 
 def show_status(config: Config, as_json: bool) -> int:

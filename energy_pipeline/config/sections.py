@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     Field,
@@ -12,6 +13,11 @@ from pydantic import (
 )
 
 from energy_pipeline.config.base import DEVICE_ID_PATTERN, Strict
+
+AUTO_WORKERS_FROM = 200
+"""`collector.workers: auto` splits polling over the cores from this many devices on; below
+it one process keeps the lighter footprint."""
+MAX_WORKERS = 64
 
 
 class Site(Strict):
@@ -100,5 +106,19 @@ class CollectorSettings(Strict):
     backoff_initial: float = Field(2.0, gt=0, le=3600, description="seconds, second failure")
     backoff_max: float = Field(300.0, gt=0, le=86400, description="seconds, cap of the backoff")
     wal_dir: Path | None = Field(
-        None, description="write-ahead log folder; default <data_dir>/state/wal-<id>"
+        None,
+        description="write-ahead log folder; default <data_dir>/state/wal-<id> "
+        "(a worker's: <wal_dir>/<id>-w<N>, default <data_dir>/state/wal-<id>-w<N>)",
     )
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="poller processes: a number 1-64, or auto (1 below "
+        f"{AUTO_WORKERS_FROM} devices, else one per core)",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _worker_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"expected auto or a number from 1 to {MAX_WORKERS}")
+        return value

@@ -97,11 +97,13 @@ def status_document(
     disk_total_bytes: int | None = None,
     vpn: dict[str, dict[str, Any]] | None = None,
     outputs: dict[str, dict[str, Any]] | None = None,
+    workers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A collector's status document; `devices` maps id to `device_status(...)`, `vpn` tunnel
     name to `tunnel_status(...)`, `outputs` a live output's name to its figures (queue drops,
-    delivery state)."""
-    return {
+    delivery state). A collector running worker processes lists them in `workers` (shard id
+    to `worker_status(...)`); their devices are in the workers' own documents."""
+    doc: dict[str, Any] = {
         "collector_id": collector_id,
         "pid": pid,
         "started_at": _iso(started_at),
@@ -118,6 +120,29 @@ def status_document(
         "devices": devices,
         "vpn": vpn or {},
     }
+    if workers is not None:
+        doc["workers"] = workers
+    return doc
+
+
+def worker_status(
+    pid: int | None,
+    running: bool,
+    devices: int,
+    *,
+    started_at: datetime | None = None,
+    restarts: int = 0,
+    last_exit: str | None = None,
+) -> dict[str, Any]:
+    """One worker process's entry in its parent's status document."""
+    return {
+        "pid": pid,
+        "running": running,
+        "devices": devices,
+        "started_at": _iso(started_at),
+        "restarts": restarts,
+        "last_exit": last_exit,
+    }
 
 
 def write_status(data_dir: Path, document: dict[str, Any]) -> None:
@@ -125,6 +150,11 @@ def write_status(data_dir: Path, document: dict[str, Any]) -> None:
         status_path(data_dir, document["collector_id"]),
         json.dumps(document, separators=(",", ":")).encode(),
     )
+
+
+def remove_status(data_dir: Path, collector_id: str) -> None:
+    """For an id nothing runs under any more (its WAL sealed)."""
+    status_path(data_dir, collector_id).unlink(missing_ok=True)
 
 
 def read_status(data_dir: Path, collector_id: str) -> dict[str, Any] | None:
