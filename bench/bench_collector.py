@@ -7,7 +7,12 @@ processes, lets it warm up, then measures a window of whole seconds:
 - lateness of each read's start after its scheduled instant (p50/p99/max, from the polls table),
 - missed ticks (scheduled (device, second) pairs in the window with no poll row),
 - durable readings per second (raw rows landed in the lake for the window),
-- CPU % and peak RSS (VmHWM) of the collector process; CPU % of the farm for context.
+- CPU % and peak RSS (VmHWM) of the collector, summed over its processes (the parent and its
+  workers); CPU % of the farm for context.
+
+Each size runs once per `--workers` value: `1` is one process on one event loop (the naive way
+for a big site), `auto` one worker per core from 200 devices; the column shows the setting and
+the processes it ran.
 
 The naive way, in the same run against the same farm: the same drivers polled one after another
 (a sequential poller's cycle time vs the collector's tick spread), and building the tick's rows
@@ -16,6 +21,7 @@ One Luxtronik heat pump (about 1,760 valid values per poll: commands 3003/3004/3
 the same way against the real Luxtronik simulator (`energy-pipeline simulate`).
 
     .venv/bin/python bench/bench_collector.py [--sizes 10 100 500 1000] [--seconds 20]
+        [--workers 1 auto]
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ def start_luxtronik(folder: Path) -> tuple[subprocess.Popen, Path]:
     return sim, cfg
 
 
-def write_config(folder: Path, base: int, count: int) -> Path:
+def write_config(folder: Path, base: int, count: int, workers: str = "auto") -> Path:
     devices = [
         {
             "id": f"dev{i:04d}",
@@ -114,7 +120,7 @@ def write_config(folder: Path, base: int, count: int) -> Path:
     ]
     cfg = {
         "storage": {"data_dir": str(folder / "data")},
-        "collector": {"seal_delay": 2},
+        "collector": {"seal_delay": 2, "workers": workers if workers == "auto" else int(workers)},
         "devices": devices,
     }
     path = folder / "site.yaml"
@@ -122,34 +128,45 @@ def write_config(folder: Path, base: int, count: int) -> Path:
     return path
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def peak_rss_mb(procs: list[psutil.Process]) -> float:
+    """VmHWM summed over the collector's processes (parent and workers)."""
+    total = 0.0
+    for proc in procs:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
 
 
 def wait_up(data_dir: Path, count: int, limit: float) -> None:
-    from energy_pipeline.lake.status import read_status
+    """Until every device is up in the status files of `main` or its workers."""
+    from energy_pipeline.lake.status import read_statuses
 
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        doc = read_status(data_dir, "main") or {}
-        devs = doc.get("devices") or {}
+        devs: dict[str, dict] = {}
+        for doc in read_statuses(data_dir):
+            devs.update(doc.get("devices") or {})
         if len(devs) == count and all(d["state"] == "up" for d in devs.values()):
             return
         time.sleep(0.5)
     raise RuntimeError(f"devices not all up after {limit} s")
 
 
-def run_once(count: int, seconds: float, reply_ms: float, lux: bool = False) -> dict[str, float]:
+def run_once(
+    count: int, seconds: float, reply_ms: float, lux: bool = False, workers: str = "auto"
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         folder = Path(tmp)
         if lux:
             farm, cfg = start_luxtronik(folder)
         else:
             farm, base = start_farm(count, reply_ms)
-            cfg = write_config(folder, base, count)
+            cfg = write_config(folder, base, count, workers)
         collector = None
         try:
             collector = subprocess.Popen(
@@ -159,14 +176,15 @@ def run_once(count: int, seconds: float, reply_ms: float, lux: bool = False) -> 
             )
             wait_up(folder / "data", count, 60)
             time.sleep(2.0)
-            proc, farm_proc = psutil.Process(collector.pid), psutil.Process(farm.pid)
+            parent, farm_proc = psutil.Process(collector.pid), psutil.Process(farm.pid)
+            procs = [parent, *parent.children(recursive=True)]
             t0 = float(int(time.time()) + 1)
             time.sleep(max(0.0, t0 - time.time()))
-            c0, f0, w0 = proc.cpu_times(), farm_proc.cpu_times(), time.monotonic()
+            c0, f0, w0 = cpu_seconds(procs), farm_proc.cpu_times(), time.monotonic()
             time.sleep(seconds)
-            c1, f1, w1 = proc.cpu_times(), farm_proc.cpu_times(), time.monotonic()
+            c1, f1, w1 = cpu_seconds(procs), farm_proc.cpu_times(), time.monotonic()
             t1 = t0 + int(seconds)
-            rss = peak_rss_mb(collector.pid)
+            rss = peak_rss_mb(procs)
             collector.send_signal(signal.SIGTERM)
             collector.wait(60)
             naive = asyncio.run(sequential_cycle(cfg))
@@ -177,7 +195,8 @@ def run_once(count: int, seconds: float, reply_ms: float, lux: bool = False) -> 
             farm.wait(10)
         figures = analyse(folder / "data", count, t0, t1)
         wall = w1 - w0
-        figures["cpu_pct"] = 100 * (c1.user + c1.system - c0.user - c0.system) / wall
+        figures["cpu_pct"] = 100 * (c1 - c0) / wall
+        figures["processes"] = len(procs)
         figures["farm_cpu_pct"] = 100 * (f1.user + f1.system - f0.user - f0.system) / wall
         figures["rss_mb"] = rss
         figures["naive_cycle_ms"] = naive
@@ -278,6 +297,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-lux", action="store_true")
     parser.add_argument(
+        "--workers",
+        nargs="+",
+        default=["1", "auto"],
+        help="collector.workers values to run each size with (1 = one process, the naive way)",
+    )
+    parser.add_argument(
         "--reply-ms", type=float, default=5.0, help="simulated device response time (5 ms)"
     )
     args = parser.parse_args()
@@ -286,20 +311,24 @@ def main() -> None:
         f"{args.seconds:g} s windows, median of {args.repeats}"
     )
     header = (
-        f"{'devices':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6} "
+        f"{'devices':>8} {'workers':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6} "
         f"{'readings/s':>10} {'CPU %':>6} {'RSS MB':>7} {'farm CPU %':>10} "
         f"{'tick spread ms':>14} {'sequential ms':>13} {'ratio':>6}"
     )
     print(header)
-    runs = [(n, False) for n in args.sizes] + ([] if args.no_lux else [(1, True)])
-    for count, lux in runs:
-        results = [run_once(count, args.seconds, args.reply_ms, lux) for _ in range(args.repeats)]
+    runs = [(n, False, w) for n in args.sizes for w in args.workers]
+    runs += [] if args.no_lux else [(1, True, "1")]
+    for count, lux, workers in runs:
+        results = [
+            run_once(count, args.seconds, args.reply_ms, lux, workers) for _ in range(args.repeats)
+        ]
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         label = "1 lux" if lux else f"{count}"
         ratio = med["naive_cycle_ms"] / max(med["tick_spread_ms"], 1e-9)
         ratio_text = "     -" if lux else f"{ratio:5.1f}x"
         print(
-            f"{label:>8} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['max_ms']:7.1f} "
+            f"{label:>8} {workers:>4}/{med['processes']:<2.0f} {med['p50_ms']:7.1f} "
+            f"{med['p99_ms']:7.1f} {med['max_ms']:7.1f} "
             f"{med['missed']:6.0f} {med['readings_per_s']:10.0f} {med['cpu_pct']:6.1f} "
             f"{med['rss_mb']:7.1f} {med['farm_cpu_pct']:10.1f} {med['tick_spread_ms']:14.1f} "
             f"{med['naive_cycle_ms']:13.1f} {ratio_text}",

@@ -31,11 +31,12 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _config(args: argparse.Namespace) -> Config:
-    """The site config, with its `logging:` section applied to this process."""
+def _config(args: argparse.Namespace, *, log_file_allowed: bool = True) -> Config:
+    """The site config, with its `logging:` section applied to this process (a collector
+    worker leaves `logging.file` to its parent: one writer rotates the file)."""
     config = load_config(getattr(args, "file", None) or args.config)
     settings = config.logging
-    log_file = config.resolve(settings.file) if settings.file else None
+    log_file = config.resolve(settings.file) if settings.file and log_file_allowed else None
     try:
         setup_logging(
             args.verbose,
@@ -143,7 +144,7 @@ def _date(text: str) -> date:
 def cmd_collect(args: argparse.Namespace) -> int:
     from energy_pipeline.ops.vpn.manager import collector_routes
 
-    config = _config(args)
+    config = _config(args, log_file_allowed=args.worker is None)
     if args.worker is not None:  # a worker serves no live output: its parent does
         from energy_pipeline.collector.workers import run_worker
 
