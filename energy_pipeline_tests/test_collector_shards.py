@@ -96,3 +96,9 @@ def test_a_bad_worker_count_names_the_key_and_what_it_takes(tmp_path, value):
     text = str(err.value)
     assert "collector.workers" in text and "site.yaml" in text
     assert "auto" in text
+
+
+def test_an_id_that_names_a_worker_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, meters(1), id="main-w1")
+    assert "collector.id" in str(err.value) and "worker" in str(err.value)

@@ -116,6 +116,14 @@ class CollectorSettings(Strict):
         f"{AUTO_WORKERS_FROM} devices, else one per core)",
     )
 
+    @field_validator("id")
+    @classmethod
+    def _not_a_worker_id(cls, value: str) -> str:
+        head, sep, tail = value.rpartition("-w")
+        if sep and head and tail.isdigit():
+            raise ValueError("ids ending in -w<N> name worker processes; expected another id")
+        return value
+
     @field_validator("workers")
     @classmethod
     def _worker_range(cls, value: int | str) -> int | str:
