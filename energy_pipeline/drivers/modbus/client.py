@@ -1,10 +1,14 @@
-"""The I/O edge: one pymodbus asyncio client per TCP endpoint or serial port, read-only.
+"""The I/O edge: one client per TCP endpoint or serial port, read-only.
 
 Devices on one RS-485 port share one client and take turns under `lock` (a bus carries one
 request at a time). The only Modbus functions this module can send are the four reads; there
 is no code path that writes. Everything that goes wrong becomes a typed `DeviceError` naming
-the device and the register block. pymodbus itself is reached only through
-`pymodbus_adapter`; `driver` holds the plan and the decoding.
+the device and the register block; `driver` holds the plan and the decoding.
+
+TCP endpoints use the lean `tcp_link` client (the collector's hot path), serial ports pymodbus,
+reached only through `pymodbus_adapter`. ENERGY_PIPELINE_MODBUS_TCP=pymodbus puts TCP back on
+pymodbus: a fallback for a device the lean client cannot talk to, and the benches' baseline.
+Both give the same typed errors for the same misbehaviour (test_modbus_driver runs on both).
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from energy_pipeline.drivers.base import (
     BusKey,
@@ -24,8 +31,11 @@ from energy_pipeline.drivers.base import (
     DeviceTimeout,
 )
 from energy_pipeline.drivers.modbus import pymodbus_adapter as pm
+from energy_pipeline.drivers.modbus.mbap import BadReply, ExceptionReply, FramingLost
 from energy_pipeline.drivers.modbus.planner import Block
+from energy_pipeline.drivers.modbus.tcp_link import NoReply, TcpLink
 from energy_pipeline.drivers.serial_lock import hold_port
+from energy_pipeline.yamlfile import ConfigError, Problem
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -38,6 +48,19 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 ILLEGAL_ADDRESS = 2
+TCP_CLIENT_ENV = "ENERGY_PIPELINE_MODBUS_TCP"
+TCP_CLIENTS = ("lean", "pymodbus")
+Words = np.ndarray | list[int]
+"""One block's words (or bits as 0/1): numpy from the lean client, a list from pymodbus."""
+
+
+def tcp_client_choice(environ: Mapping[str, str]) -> str:
+    """Which client TCP endpoints use: `lean` unless the environment says `pymodbus`."""
+    chosen = environ.get(TCP_CLIENT_ENV, "lean")
+    if chosen not in TCP_CLIENTS:
+        message = f"expected one of {', '.join(TCP_CLIENTS)}, got {chosen!r}"
+        raise ConfigError([Problem(Path(f"${TCP_CLIENT_ENV}"), (), message)])
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +99,13 @@ Endpoint = TcpEndpoint | SerialEndpoint
 class Bus:
     """One connection (TCP socket or serial port) and the lock its devices poll under."""
 
-    def __init__(self, endpoint: Endpoint, data_dir: Path):
+    def __init__(self, endpoint: Endpoint, data_dir: Path, *, tcp_client: str = "lean"):
         self.endpoint = endpoint
         self.data_dir = data_dir
+        self.lean = isinstance(endpoint, TcpEndpoint) and tcp_client == "lean"
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: pm.Client | None = None
+        self._client: pm.Client | TcpLink | None = None
         self._port_hold = contextlib.ExitStack()
         self._received = 0
 
@@ -114,11 +138,13 @@ class Bus:
 
     def _connection_changed(self, connected: bool) -> None:
         """A peer hanging up fails the pending request now, not after its whole timeout."""
-        if not connected and self._client is not None:
+        if not connected and isinstance(self._client, pm.Client):
             pm.fail_pending(self._client, "closed by the peer")
 
-    def _make_client(self, timeout: float) -> pm.Client:
+    def _make_client(self, timeout: float) -> pm.Client | TcpLink:
         ep = self.endpoint
+        if isinstance(ep, TcpEndpoint) and self.lean:
+            return TcpLink(ep.host, ep.port)
         if isinstance(ep, TcpEndpoint):
             return pm.tcp_client(
                 ep.host,
@@ -164,31 +190,37 @@ class Bus:
             raise DeviceConnectionError(device_id, f"cannot connect to {self.endpoint}: {reason}")
         self._client = client
 
-    async def read(self, device_id: str, unit_id: int, block: Block, timeout: float) -> list[int]:
+    async def read(self, device_id: str, unit_id: int, block: Block, timeout: float) -> Words:
         """Words (or bits as 0/1) of one block; a typed error naming device and block."""
         client = self._client
         where = f"unit {unit_id}, {block}"
         if client is None or not client.connected:
             raise DeviceConnectionError(device_id, "not connected", where=where)
-        pm.set_request_timeout(client, timeout)
-        self._received = 0
         try:
-            words = await pm.read_values(
-                client, block.register_type, block.start, block.count, unit_id
-            )
-        except pm.ExceptionResponse as exc:
+            if isinstance(client, TcpLink):
+                words: Words = await client.read(
+                    block.register_type, block.start, block.count, unit_id, timeout
+                )
+            else:
+                pm.set_request_timeout(client, timeout)
+                self._received = 0
+                words = await pm.read_values(
+                    client, block.register_type, block.start, block.count, unit_id
+                )
+        except (pm.ExceptionResponse, ExceptionReply) as exc:
             name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
             raise DeviceExceptionReply(
                 device_id, f"exception {exc.code} ({name})", code=exc.code, where=where
             ) from None
+        except NoReply as exc:
+            raise self._no_reply(device_id, exc.received, timeout, where) from None
+        except (FramingLost, BadReply) as exc:
+            received = client.received if isinstance(client, TcpLink) else 0
+            raise DeviceProtocolError(
+                device_id, f"{received} bytes received but no valid reply: {exc}", where=where
+            ) from None
         except pm.ModbusIOException:
-            if self._received:  # garbage, or a reply for another unit or transaction
-                raise DeviceProtocolError(
-                    device_id,
-                    f"{self._received} bytes received but no valid reply within {timeout:g} s",
-                    where=where,
-                ) from None
-            raise DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where) from None
+            raise self._no_reply(device_id, self._received, timeout, where) from None
         except pm.ConnectionException as exc:
             raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
         except pm.ModbusException as exc:
@@ -200,6 +232,16 @@ class Bus:
                 device_id, f"asked for {block.count} values, got {len(words)}", where=where
             )
         return words
+
+    @staticmethod
+    def _no_reply(device_id: str, received: int, timeout: float, where: str) -> DeviceError:
+        if received:  # garbage, or a reply for another unit or transaction
+            return DeviceProtocolError(
+                device_id,
+                f"{received} bytes received but no valid reply within {timeout:g} s",
+                where=where,
+            )
+        return DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where)
 
     def after_failure(self, error: DeviceError) -> None:
         """Drop the connection so the next read reconnects; a bus survives one mute device."""
