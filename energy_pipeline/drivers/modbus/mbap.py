@@ -59,13 +59,12 @@ def parse_read_reply(data: bytes, start: int, end: int, function: int, count: in
     """Register words (uint16) or bits (0/1) of the PDU data[start:end] answering `function`.
 
     Raises ExceptionReply for an exception response and BadReply for anything else that is not
-    a reply to `function`. A reply carrying fewer values than asked is returned as it is: the
-    caller names the shortfall.
+    a reply to `function`: stricter than pymodbus, which takes a reply of another read function
+    as valid. A reply carrying fewer or more values than asked is returned as it is: the caller
+    names the mismatch.
     """
     code = data[start]
-    if code == function | 0x80:
-        if end - start != 2:
-            raise BadReply(f"exception reply of {end - start} bytes")
+    if code & 0x80:  # taken whatever function it names and however long, as pymodbus does
         raise ExceptionReply(data[start + 1])
     if code != function:
         raise BadReply(f"function {code} in reply to function {function}")
