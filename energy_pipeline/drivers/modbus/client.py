@@ -96,6 +96,10 @@ class SerialEndpoint:
 Endpoint = TcpEndpoint | SerialEndpoint
 
 
+def _where(unit_id: int, block: Block) -> str:
+    return f"unit {unit_id}, {block}"
+
+
 class Bus:
     """One connection (TCP socket or serial port) and the lock its devices poll under."""
 
@@ -169,9 +173,13 @@ class Bus:
             raise DeviceConnectionError(device_id, f"serial port {port} does not exist")
         self._port_hold.enter_context(hold_port(port, self.data_dir, owner=device_id))
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
     async def connect(self, device_id: str, timeout: float) -> None:
         """Open the connection if it is not open (a serial port only while holding its lock)."""
-        if self._client is not None and self._client.connected:
+        if self.connected:
             return
         self.close()
         if isinstance(self.endpoint, SerialEndpoint):
@@ -193,9 +201,8 @@ class Bus:
     async def read(self, device_id: str, unit_id: int, block: Block, timeout: float) -> Words:
         """Words (or bits as 0/1) of one block; a typed error naming device and block."""
         client = self._client
-        where = f"unit {unit_id}, {block}"
         if client is None or not client.connected:
-            raise DeviceConnectionError(device_id, "not connected", where=where)
+            raise DeviceConnectionError(device_id, "not connected", where=_where(unit_id, block))
         try:
             if isinstance(client, TcpLink):
                 words: Words = await client.read(
@@ -207,41 +214,35 @@ class Bus:
                 words = await pm.read_values(
                     client, block.register_type, block.start, block.count, unit_id
                 )
-        except (pm.ExceptionResponse, ExceptionReply) as exc:
-            name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
-            raise DeviceExceptionReply(
-                device_id, f"exception {exc.code} ({name})", code=exc.code, where=where
-            ) from None
-        except NoReply as exc:
-            raise self._no_reply(device_id, exc.received, timeout, where) from None
-        except (FramingLost, BadReply) as exc:
-            received = client.received if isinstance(client, TcpLink) else 0
-            raise DeviceProtocolError(
-                device_id, f"{received} bytes received but no valid reply: {exc}", where=where
-            ) from None
-        except pm.ModbusIOException:
-            raise self._no_reply(device_id, self._received, timeout, where) from None
-        except pm.ConnectionException as exc:
-            raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
-        except pm.ModbusException as exc:
-            raise DeviceProtocolError(device_id, str(exc), where=where) from None
-        except OSError as exc:
-            raise DeviceConnectionError(device_id, f"connection lost: {exc}", where=where) from None
+        except (*pm.ERRORS, ExceptionReply, NoReply, FramingLost, BadReply, OSError) as exc:
+            raise self._typed(exc, device_id, timeout, _where(unit_id, block)) from None
         if len(words) != block.count:
             raise DeviceProtocolError(
-                device_id, f"asked for {block.count} values, got {len(words)}", where=where
+                device_id,
+                f"asked for {block.count} values, got {len(words)}",
+                where=_where(unit_id, block),
             )
         return words
 
-    @staticmethod
-    def _no_reply(device_id: str, received: int, timeout: float, where: str) -> DeviceError:
-        if received:  # garbage, or a reply for another unit or transaction
-            return DeviceProtocolError(
-                device_id,
-                f"{received} bytes received but no valid reply within {timeout:g} s",
-                where=where,
-            )
-        return DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where)
+    def _typed(self, exc: Exception, device_id: str, timeout: float, where: str) -> DeviceError:
+        """The DeviceError for what either client raised (built only when a read fails)."""
+        if isinstance(exc, pm.ExceptionResponse | ExceptionReply):
+            name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
+            message = f"exception {exc.code} ({name})"
+            return DeviceExceptionReply(device_id, message, code=exc.code, where=where)
+        if isinstance(exc, NoReply | pm.ModbusIOException):
+            received = exc.received if isinstance(exc, NoReply) else self._received
+            if received:  # garbage, or a reply for another unit or transaction
+                message = f"{received} bytes received but no valid reply within {timeout:g} s"
+                return DeviceProtocolError(device_id, message, where=where)
+            return DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where)
+        if isinstance(exc, FramingLost | BadReply):
+            received = self._client.received if isinstance(self._client, TcpLink) else 0
+            message = f"{received} bytes received but no valid reply: {exc}"
+            return DeviceProtocolError(device_id, message, where=where)
+        if isinstance(exc, pm.ConnectionException | OSError):
+            return DeviceConnectionError(device_id, f"connection lost: {exc}", where=where)
+        return DeviceProtocolError(device_id, str(exc), where=where)
 
     def after_failure(self, error: DeviceError) -> None:
         """Drop the connection so the next read reconnects; a bus survives one mute device."""

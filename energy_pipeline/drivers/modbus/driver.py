@@ -100,8 +100,12 @@ class ModbusDriver(Driver):
         return len(self.blocks)
 
     async def read(self) -> Sample:
-        async with self.bus.lock:
+        lock = self.bus.lock  # acquired by hand: `async with` costs two coroutines a poll
+        await lock.acquire()
+        try:
             words = await self._with_retries()
+        finally:
+            lock.release()
         values = self._decoder.decode(words)
         if self._missing.size:
             values[self._missing] = math.nan
@@ -121,7 +125,8 @@ class ModbusDriver(Driver):
         for attempt in range(1, self.retries + 2):
             self.last_attempts = attempt
             try:
-                await self.bus.connect(self.device_id, self.timeout)
+                if not self.bus.connected:
+                    await self.bus.connect(self.device_id, self.timeout)
                 if probe is not None:
                     await self.bus.read(self.device_id, self.unit_id, probe, self.timeout)
                     return np.zeros(0, np.uint16)

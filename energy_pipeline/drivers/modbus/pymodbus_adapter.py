@@ -27,6 +27,7 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInputRegistersResponse
 
 __all__ = [
+    "ERRORS",
     "Client",
     "ConnectionException",
     "ExceptionResponse",
@@ -58,6 +59,10 @@ class ExceptionResponse(Exception):
     def __init__(self, code: int):
         self.code = code
         super().__init__(f"exception {code}")
+
+
+ERRORS = (ExceptionResponse, ModbusException)
+"""What the read calls raise besides OSError."""
 
 
 class LeanHoldingResponse(ReadHoldingRegistersResponse):

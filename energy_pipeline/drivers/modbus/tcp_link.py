@@ -84,7 +84,7 @@ class TcpLink(asyncio.Protocol):
         self.received = 0
         pending = self._pending = loop.create_future()
         transport.write(read_request(self._transaction, unit, register_type, start, count))
-        timer = loop.call_later(timeout, self._time_out, pending)
+        timer = loop.call_at(loop.time() + timeout, self._time_out, pending)
         try:
             return await pending
         finally:
