@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,11 +49,13 @@ from energy_pipeline.drivers.modbus.client import TCP_CLIENT_ENV, TCP_CLIENTS
 from energy_pipeline.drivers.modbus.codec import BlockDecoder, decode_point, encode_point
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.drivers.modbus.planner import Block
+from energy_pipeline.drivers.modbus.tcp_link import TcpLink
 from energy_pipeline.drivers.registry import build_drivers
 from energy_pipeline.lake.device_state import StateFiles
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = "janitza_umg509pro"
+FLOOR = "lean link alone (floor)"
 
 
 def free_port() -> int:
@@ -128,34 +132,54 @@ def drivers_with(client: str, config_path: Path) -> list[ModbusDriver]:
     return drivers
 
 
-async def tick(drivers: list[ModbusDriver]) -> tuple[float, float]:
+Poll = Callable[[], Awaitable[object]]
+
+
+async def tick(polls: list[Poll]) -> tuple[float, float]:
     """All devices at one instant: (CPU s per poll, p99 read start after the tick in ms)."""
     starts: list[float] = []
 
-    async def timed(driver: ModbusDriver) -> None:
+    async def timed(poll: Poll) -> None:
         starts.append(time.perf_counter())
-        await driver.read()
+        await poll()
 
     cpu, at = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(timed(d) for d in drivers))
+    await asyncio.gather(*(timed(p) for p in polls))
     cpu = time.process_time() - cpu
     late = np.percentile(np.array(starts) - at, 99) * 1000
-    return cpu / len(drivers), float(late)
+    return cpu / len(polls), float(late)
+
+
+async def links_to(base: int, devices: int) -> list[TcpLink]:
+    """The floor: bare lean links asking for the driver's block, no driver, no decoding."""
+    links = [TcpLink("127.0.0.1", base + i) for i in range(devices)]
+    for link in links:
+        await link.connect()
+    return links
 
 
 async def compare_clients(
-    fleets: dict[str, list[ModbusDriver]], ticks: int
+    fleets: dict[str, list[ModbusDriver]], base: int, ticks: int
 ) -> dict[str, list[tuple[float, float]]]:
-    for drivers in fleets.values():
-        await tick(drivers)  # connect and warm up outside the figures
-    out: dict[str, list[tuple[float, float]]] = {client: [] for client in fleets}
+    block = next(iter(fleets.values()))[0].blocks[0]
+    links = await links_to(base, len(next(iter(fleets.values()))))
+    ways: dict[str, list[Poll]] = {name: [d.read for d in ds] for name, ds in fleets.items()}
+    ways[FLOOR] = [
+        functools.partial(link.read, block.register_type, block.start, block.count, 1, 1.0)
+        for link in links
+    ]
+    for polls in ways.values():
+        await tick(polls)  # connect and warm up outside the figures
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     for _ in range(ticks):
-        for client, drivers in fleets.items():
-            out[client].append(await tick(drivers))
+        for name, polls in ways.items():
+            out[name].append(await tick(polls))
             await asyncio.sleep(0.05)  # let the farm's delayed replies drain
     for drivers in fleets.values():
         for d in drivers:
             await d.close()
+    for link in links:
+        link.close()
     return out
 
 
@@ -165,17 +189,17 @@ def client_section(devices: int, ticks: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             site = write_config(Path(tmp), base, devices)
             fleets = {client: drivers_with(client, site) for client in reversed(TCP_CLIENTS)}
-            result = asyncio.run(compare_clients(fleets, ticks))
+            result = asyncio.run(compare_clients(fleets, base, ticks))
     finally:
         farm.terminate()
         farm.wait(10)
-    print(f"\n{devices} Janitza meters polled at one instant, {ticks} ticks per client")
-    print(f"{'TCP client':<22}{'CPU us/poll':>14}{'p99 start ms':>14}")
+    print(f"\n{devices} Janitza meters polled at one instant, {ticks} ticks per way, alternating")
+    print(f"{'TCP client':<28}{'CPU us/poll':>12}{'p99 start ms':>14}")
     cpu = {}
-    for client, figures in result.items():
-        cpu[client] = statistics.median(c for c, _ in figures) * 1e6
+    for name, figures in result.items():
+        cpu[name] = statistics.median(c for c, _ in figures) * 1e6
         late = statistics.median(s for _, s in figures)
-        print(f"{client:<22}{cpu[client]:>14.1f}{late:>14.1f}")
+        print(f"{name:<28}{cpu[name]:>12.1f}{late:>14.1f}")
     paired = [p[0] / lean[0] for p, lean in zip(result["pymodbus"], result["lean"], strict=True)]
     print(
         f"ratio pymodbus/lean: {cpu['pymodbus'] / cpu['lean']:.2f}x CPU per poll (medians); "
