@@ -5,11 +5,14 @@ both TCP clients (the lean `tcp_link` and pymodbus): the same behaviour is the c
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import random
 import re
 import struct
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +41,7 @@ from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import Profile
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.kit.ports import free_port
-from energy_pipeline_tests.kit.sites import load_site
+from energy_pipeline_tests.kit.sites import load_site, write_site
 from energy_pipeline_tests.modbus_support import (
     misbehaving_tcp_server,
     rtu_server,
@@ -539,3 +542,24 @@ def test_a_reply_after_a_late_one_or_in_pieces_reads_every_value(
         samples = asyncio.run(two_polls())
     for sample in samples:
         assert sample.valid_values() == pytest.approx(expected(prof, values))
+
+
+def test_a_tcp_poll_through_the_lean_client_never_loads_pymodbus(tmp_path: Path) -> None:
+    prof = profile("janitza_umg509pro")
+    with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
+        site = write_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        code = (
+            "import asyncio, json, sys\n"
+            "from energy_pipeline.config import load_config\n"
+            "from energy_pipeline.drivers.registry import build_drivers\n"
+            "from energy_pipeline.lake.device_state import StateFiles\n"
+            f"config = load_config({str(site)!r})\n"
+            "driver = build_drivers(config, state=StateFiles(config.data_dir))['umg509']\n"
+            "sample = asyncio.run(driver.read())\n"
+            "print(json.dumps([len(sample.valid_values()), 'pymodbus' in sys.modules]))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != TCP_CLIENT_ENV}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+    assert json.loads(out.stdout) == [61, False]

@@ -6,9 +6,10 @@ is no code path that writes. Everything that goes wrong becomes a typed `DeviceE
 the device and the register block; `driver` holds the plan and the decoding.
 
 TCP endpoints use the lean `tcp_link` client (the collector's hot path), serial ports pymodbus,
-reached only through `pymodbus_adapter`. ENERGY_PIPELINE_MODBUS_TCP=pymodbus puts TCP back on
-pymodbus: a fallback for a device the lean client cannot talk to, and the benches' baseline.
-Both give the same typed errors for the same misbehaviour (test_modbus_driver runs on both).
+reached only through `pymodbus_adapter` and imported only when a bus needs it.
+ENERGY_PIPELINE_MODBUS_TCP=pymodbus puts TCP back on pymodbus: a fallback for a device the
+lean client cannot talk to, and the benches' baseline. Both are a `Link` raising the same
+exceptions, so both give the same typed errors (test_modbus_driver runs on both).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,7 +32,6 @@ from energy_pipeline.drivers.base import (
     DeviceProtocolError,
     DeviceTimeout,
 )
-from energy_pipeline.drivers.modbus import pymodbus_adapter as pm
 from energy_pipeline.drivers.modbus.mbap import BadReply, ExceptionReply, FramingLost
 from energy_pipeline.drivers.modbus.planner import Block
 from energy_pipeline.drivers.modbus.tcp_link import NoReply, TcpLink
@@ -100,6 +101,26 @@ def _where(unit_id: int, block: Block) -> str:
     return f"unit {unit_id}, {block}"
 
 
+class Link(Protocol):
+    """One connection's client: `TcpLink`, or pymodbus behind `PymodbusLink`.
+
+    `read` raises ExceptionReply, NoReply, FramingLost, BadReply or OSError.
+    """
+
+    received: int
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    async def read(
+        self, register_type: str, start: int, count: int, unit: int, timeout: float
+    ) -> Words: ...
+
+
 class Bus:
     """One connection (TCP socket or serial port) and the lock its devices poll under."""
 
@@ -109,9 +130,8 @@ class Bus:
         self.lean = isinstance(endpoint, TcpEndpoint) and tcp_client == "lean"
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: pm.Client | TcpLink | None = None
+        self._client: Link | None = None
         self._port_hold = contextlib.ExitStack()
-        self._received = 0
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -135,37 +155,21 @@ class Bus:
     def is_serial(self) -> bool:
         return isinstance(self.endpoint, SerialEndpoint)
 
-    def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
-            self._received += len(data)
-        return data
-
-    def _connection_changed(self, connected: bool) -> None:
-        """A peer hanging up fails the pending request now, not after its whole timeout."""
-        if not connected and isinstance(self._client, pm.Client):
-            pm.fail_pending(self._client, "closed by the peer")
-
-    def _make_client(self, timeout: float) -> pm.Client | TcpLink:
+    def _make_client(self, timeout: float) -> Link:
         ep = self.endpoint
         if isinstance(ep, TcpEndpoint) and self.lean:
             return TcpLink(ep.host, ep.port)
+        from energy_pipeline.drivers.modbus import pymodbus_adapter as pm
+
         if isinstance(ep, TcpEndpoint):
-            return pm.tcp_client(
-                ep.host,
-                ep.port,
-                timeout=timeout,
-                packets=self._trace,
-                connection=self._connection_changed,
-            )
-        return pm.rtu_client(
+            return pm.tcp_link(ep.host, ep.port, timeout=timeout)
+        return pm.rtu_link(
             ep.port,
             baudrate=ep.baudrate,
             bytesize=ep.bytesize,
             parity=ep.parity,
             stopbits=ep.stopbits,
             timeout=timeout,
-            packets=self._trace,
-            connection=self._connection_changed,
         )
 
     def _hold_serial(self, port: str, device_id: str) -> None:
@@ -187,7 +191,7 @@ class Bus:
         client = self._make_client(timeout)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout + 0.5)
-        except (TimeoutError, OSError, pm.ModbusException) as exc:
+        except (TimeoutError, OSError) as exc:
             ok = False
             reason = str(exc) or type(exc).__name__
         else:
@@ -204,17 +208,10 @@ class Bus:
         if client is None or not client.connected:
             raise DeviceConnectionError(device_id, "not connected", where=_where(unit_id, block))
         try:
-            if isinstance(client, TcpLink):
-                words: Words = await client.read(
-                    block.register_type, block.start, block.count, unit_id, timeout
-                )
-            else:
-                pm.set_request_timeout(client, timeout)
-                self._received = 0
-                words = await pm.read_values(
-                    client, block.register_type, block.start, block.count, unit_id
-                )
-        except (*pm.ERRORS, ExceptionReply, NoReply, FramingLost, BadReply, OSError) as exc:
+            words = await client.read(
+                block.register_type, block.start, block.count, unit_id, timeout
+            )
+        except (ExceptionReply, NoReply, FramingLost, BadReply, OSError) as exc:
             raise self._typed(exc, device_id, timeout, _where(unit_id, block)) from None
         if len(words) != block.count:
             raise DeviceProtocolError(
@@ -225,24 +222,21 @@ class Bus:
         return words
 
     def _typed(self, exc: Exception, device_id: str, timeout: float, where: str) -> DeviceError:
-        """The DeviceError for what either client raised (built only when a read fails)."""
-        if isinstance(exc, pm.ExceptionResponse | ExceptionReply):
+        """The DeviceError for what a link raised (built only when a read fails)."""
+        if isinstance(exc, ExceptionReply):
             name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
             message = f"exception {exc.code} ({name})"
             return DeviceExceptionReply(device_id, message, code=exc.code, where=where)
-        if isinstance(exc, NoReply | pm.ModbusIOException):
-            received = exc.received if isinstance(exc, NoReply) else self._received
-            if received:  # garbage, or a reply for another unit or transaction
-                message = f"{received} bytes received but no valid reply within {timeout:g} s"
+        if isinstance(exc, NoReply):
+            if exc.received:  # garbage, or a reply for another unit or transaction
+                message = f"{exc.received} bytes received but no valid reply within {timeout:g} s"
                 return DeviceProtocolError(device_id, message, where=where)
             return DeviceTimeout(device_id, f"no reply within {timeout:g} s", where=where)
         if isinstance(exc, FramingLost | BadReply):
-            received = self._client.received if isinstance(self._client, TcpLink) else 0
+            received = self._client.received if self._client is not None else 0
             message = f"{received} bytes received but no valid reply: {exc}"
             return DeviceProtocolError(device_id, message, where=where)
-        if isinstance(exc, pm.ConnectionException | OSError):
-            return DeviceConnectionError(device_id, f"connection lost: {exc}", where=where)
-        return DeviceProtocolError(device_id, str(exc), where=where)
+        return DeviceConnectionError(device_id, f"connection lost: {exc}", where=where)
 
     def after_failure(self, error: DeviceError) -> None:
         """Drop the connection so the next read reconnects; a bus survives one mute device."""
