@@ -168,21 +168,39 @@ def rtu_server(devices: list[SimDevice], baudrate: int = 9600) -> Iterator[str]:
             os.close(fd)
 
 
+async def _send(writer: asyncio.StreamWriter, pieces: list[bytes | None]) -> bool:
+    """Write the pieces in turn; False where one is b"" (hang up)."""
+    for i, piece in enumerate(pieces):
+        if piece == b"":
+            return False
+        if piece:
+            if i:
+                await asyncio.sleep(0.005)
+            writer.write(piece)
+            await writer.drain()
+    return True
+
+
 @contextlib.contextmanager
-def misbehaving_tcp_server(reply: Callable[[bytes], bytes | None]) -> Iterator[int]:
+def misbehaving_tcp_server(
+    reply: Callable[[bytes], bytes | list[bytes] | None],
+) -> Iterator[int]:
     """Accepts connections and answers each request with `reply(request)`: None is silence,
-    b"" hangs up."""
+    b"" hangs up, a list is sent piece by piece (a short pause between, so they arrive apart)
+    and hangs up where it holds b""."""
     lt = LoopThread()
+    handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while data := await reader.read(260):
                 answer = reply(data)
-                if answer == b"":
+                pieces = answer if isinstance(answer, list) else [answer]
+                if not await _send(writer, pieces):
                     break
-                if answer:
-                    writer.write(answer)
-                    await writer.drain()
         writer.close()
 
     async def start() -> asyncio.Server:
@@ -195,6 +213,9 @@ def misbehaving_tcp_server(reply: Callable[[bytes], bytes | None]) -> Iterator[i
 
         async def stop() -> None:
             server.close()
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         lt.call(stop())
         lt.stop()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from energy_pipeline.drivers.modbus.client import TCP_CLIENT_ENV, TCP_CLIENTS
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.profiles import load_profile
 from energy_pipeline_tests.conftest import run_cli
@@ -202,3 +203,22 @@ def test_hpmanager_registers_file_is_a_profile(tmp_path: Path, janitza_port: int
     bad = write_site(tmp_path, tcp("hp", "registers.yml#nosuch", janitza_port))
     result = run_cli("config", "validate", str(bad))
     assert result.returncode == 2 and "no model 'nosuch'" in result.stderr
+
+
+def test_both_tcp_clients_poll_alike_and_an_unknown_one_is_bad_input(
+    tmp_path: Path, janitza_port: int
+) -> None:
+    site = write_site(tmp_path, tcp("umg509", "janitza_umg509pro", janitza_port))
+    polls = {
+        client: run_cli("poll-once", "--config", str(site), "--json", env={TCP_CLIENT_ENV: client})
+        for client in TCP_CLIENTS
+    }
+    for result in polls.values():
+        assert result.returncode == 0, result.stderr
+    lean, theirs = (json.loads(polls[c].stdout) for c in ("lean", "pymodbus"))
+    assert lean[0]["values"] == theirs[0]["values"] and len(lean[0]["values"]) == 61
+    unknown = "$ENERGY_PIPELINE_MODBUS_TCP: expected one of lean, pymodbus, got 'fast'"
+    collect = run_cli("collect", "--config", str(site), env={TCP_CLIENT_ENV: "fast"})
+    assert collect.returncode == 2 and unknown in collect.stderr
+    poll = run_cli("poll-once", "--config", str(site), env={TCP_CLIENT_ENV: "fast"})
+    assert poll.returncode == 1 and unknown in poll.stdout  # reported like any device failure

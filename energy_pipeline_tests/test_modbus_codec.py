@@ -148,6 +148,7 @@ def test_block_decoder_matches_point_decoder(case: tuple[list[Point], list[int],
         words[pos : pos + p.width] = chunk if p.data_type != "bool" else [chunk[0] & 1]
     decoder = BlockDecoder(points, positions)
     values = decoder.decode(words)
+    np.testing.assert_array_equal(decoder.decode(words.astype(">u2")), values)
     text = decoder.decode_text(words)
     by_name = dict(zip(decoder.names, values, strict=True))
     for p, pos in zip(points, positions, strict=True):

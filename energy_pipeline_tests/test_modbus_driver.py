@@ -1,13 +1,20 @@
 """The Modbus driver against real pymodbus servers (loopback TCP, RTU over a pty pair) and
-misbehaving peers: values, request counts, typed errors, recovery."""
+misbehaving peers: values, request counts, typed errors, recovery. Every TCP test runs with
+both TCP clients (the lean `tcp_link` and pymodbus): the same behaviour is the contract."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import random
+import re
+import struct
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +25,14 @@ from hypothesis import strategies as st
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import (
     DeviceConnectionError,
+    DeviceError,
     DeviceExceptionReply,
     DeviceProtocolError,
     DeviceTimeout,
     PortBusyError,
 )
+from energy_pipeline.drivers.modbus.client import TCP_CLIENT_ENV, TCP_CLIENTS
+from energy_pipeline.drivers.modbus.codec import encode_point
 from energy_pipeline.drivers.modbus.driver import ModbusDriver
 from energy_pipeline.drivers.registry import build_drivers
 from energy_pipeline.drivers.serial_lock import hold_port
@@ -31,7 +41,7 @@ from energy_pipeline.profiles import load_profile
 from energy_pipeline.profiles.model import Profile
 from energy_pipeline.yamlfile import ConfigError
 from energy_pipeline_tests.kit.ports import free_port
-from energy_pipeline_tests.kit.sites import load_site
+from energy_pipeline_tests.kit.sites import load_site, write_site
 from energy_pipeline_tests.modbus_support import (
     misbehaving_tcp_server,
     rtu_server,
@@ -41,6 +51,13 @@ from energy_pipeline_tests.modbus_support import (
 )
 
 PROFILES = Path(__file__).resolve().parent.parent / "energy_pipeline" / "profiles"
+
+
+@pytest.fixture(params=TCP_CLIENTS)
+def tcp_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The TCP client the drivers built in this test use."""
+    monkeypatch.setenv(TCP_CLIENT_ENV, request.param)
+    return str(request.param)
 
 
 def profile(name: str) -> Profile:
@@ -83,12 +100,15 @@ def expected(prof: Profile, values: dict[str, float | str]) -> dict[str, float]:
     return out
 
 
-def test_janitza_block_is_one_request_and_decodes_every_value(tmp_path: Path) -> None:
+def test_janitza_block_is_one_request_and_decodes_every_value(
+    tmp_path: Path, tcp_client: str
+) -> None:
     prof = profile("janitza_umg509pro")
     values = sample_values(prof)
     with tcp_server([simdevice(prof, values, 1)]) as port:
         config = load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
         driver = driver_for(config, "umg509")
+        assert driver.bus.lean is (tcp_client == "lean")
         sent = count_requests(driver)
 
         async def two_polls() -> tuple:
@@ -103,7 +123,7 @@ def test_janitza_block_is_one_request_and_decodes_every_value(tmp_path: Path) ->
     assert first.valid_values() == pytest.approx(expected(prof, values))
 
 
-def test_all_register_types_strings_and_sentinels(tmp_path: Path) -> None:
+def test_all_register_types_strings_and_sentinels(tmp_path: Path, tcp_client: str) -> None:
     prof = profile("heatpump_generic")
     values = sample_values(prof)
     values["outdoor_temperature"] = -3276.8  # raw -32768: the profile's "no sensor"
@@ -122,7 +142,9 @@ def test_all_register_types_strings_and_sentinels(tmp_path: Path) -> None:
     assert {k: got[k] for k in want} == pytest.approx(want)
 
 
-def test_one_illegal_address_costs_one_request_not_the_poll(tmp_path: Path) -> None:
+def test_one_illegal_address_costs_one_request_not_the_poll(
+    tmp_path: Path, tcp_client: str
+) -> None:
     prof = profile("janitza_umg509pro")
     values = sample_values(prof)
     bad = next(p for p in prof.points if p.address == 19060)
@@ -149,7 +171,7 @@ def test_one_illegal_address_costs_one_request_not_the_poll(tmp_path: Path) -> N
     assert samples[0].names is samples[2].names
 
 
-def test_unreadable_gap_is_learned(tmp_path: Path) -> None:
+def test_unreadable_gap_is_learned(tmp_path: Path, tcp_client: str) -> None:
     prof_file = tmp_path / "gappy.yaml"
     prof_file.write_text(
         "manufacturer: Test\nmodel: gap\npoints:\n"
@@ -167,7 +189,7 @@ def test_unreadable_gap_is_learned(tmp_path: Path) -> None:
     assert sent == ["holding 0-0", "holding 10-11"]
 
 
-def test_exception_reply_names_device_unit_and_block(tmp_path: Path) -> None:
+def test_exception_reply_names_device_unit_and_block(tmp_path: Path, tcp_client: str) -> None:
     prof = profile("janitza_umg509pro")
     with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
         config = load_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port, unit_id=7))
@@ -178,7 +200,7 @@ def test_exception_reply_names_device_unit_and_block(tmp_path: Path) -> None:
     assert "umg509" in str(info.value) and "unit 7, holding 19000-19121" in str(info.value)
 
 
-def test_mute_device_times_out_after_retries(tmp_path: Path) -> None:
+def test_mute_device_times_out_after_retries(tmp_path: Path, tcp_client: str) -> None:
     with misbehaving_tcp_server(lambda request: None) as port:
         config = load_site(tmp_path, tcp_device("mute", "must_ep20", port, timeout=0.2, retries=1))
         driver = driver_for(config, "mute")
@@ -188,7 +210,7 @@ def test_mute_device_times_out_after_retries(tmp_path: Path) -> None:
     assert str(info.value) == "mute: no reply within 0.2 s (unit 10, holding 30000-30026)"
 
 
-def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:
+def test_garbage_bytes_are_a_protocol_error(tmp_path: Path, tcp_client: str) -> None:
     rng = random.Random(7)
 
     def garbage(request: bytes) -> bytes:
@@ -201,7 +223,7 @@ def test_garbage_bytes_are_a_protocol_error(tmp_path: Path) -> None:
             asyncio.run(driver.read())
 
 
-def test_refused_then_reconnects_when_the_device_returns(tmp_path: Path) -> None:
+def test_refused_then_reconnects_when_the_device_returns(tmp_path: Path, tcp_client: str) -> None:
     prof = profile("must_ep20")
     values = sample_values(prof)
     port = free_port()
@@ -336,7 +358,7 @@ def test_devices_sharing_a_port_must_agree_on_line_settings(tmp_path: Path) -> N
     ],
 )
 def test_illegal_addresses_anywhere_leave_only_their_points_out(
-    tmp_path: Path, holes: list[int], blocks: list[str]
+    tmp_path: Path, holes: list[int], blocks: list[str], tcp_client: str
 ) -> None:
     prof = profile("janitza_umg509pro")
     values = sample_values(prof)
@@ -356,7 +378,9 @@ def test_illegal_addresses_anywhere_leave_only_their_points_out(
         assert set(sample.names) - set(sample.valid_values()) == dead
 
 
-def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_path: Path) -> None:
+def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(
+    tmp_path: Path, tcp_client: str
+) -> None:
     connections: list[bytes] = []
 
     def hang_up(request: bytes) -> bytes:
@@ -375,19 +399,26 @@ def test_dropped_connection_is_a_typed_error_and_the_next_poll_reconnects(tmp_pa
     assert len(connections) == 2  # the retry reconnected and asked again
 
 
+@pytest.mark.parametrize("client", TCP_CLIENTS)
 @settings(max_examples=15, deadline=None)
 @given(holes=st.sets(st.integers(19000, 19121), min_size=1, max_size=4))
-def test_any_illegal_addresses_cost_only_their_points(holes: set[int]) -> None:
+def test_any_illegal_addresses_cost_only_their_points(client: str, holes: set[int]) -> None:
     """Property over a real server: whatever registers answer exception 2, the next polls read
     every other point correctly and never ask for a bad register again."""
     prof = profile("janitza_umg509pro")
     values = sample_values(prof)
     dead = {p.name for p in prof.points if any(p.address <= h < p.address + 2 for h in holes)}
     server = simdevice(prof, values, 1, holes=[("holding", h) for h in holes])
-    with tempfile.TemporaryDirectory() as tmp, tcp_server([server]) as port:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tcp_server([server]) as port,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv(TCP_CLIENT_ENV, client)
         driver = driver_for(
             load_site(Path(tmp), tcp_device("umg", "janitza_umg509pro", port)), "umg"
         )
+        assert driver.bus.lean is (client == "lean")
         first = asyncio.run(driver.read())
         sent = count_requests(driver)
         second = asyncio.run(driver.read())
@@ -396,3 +427,139 @@ def test_any_illegal_addresses_cost_only_their_points(holes: set[int]) -> None:
     want = {k: v for k, v in expected(prof, values).items() if k not in dead}
     for sample in (first, second):
         assert sample.valid_values() == pytest.approx(want)
+
+
+def register_reply(
+    request: bytes,
+    image: dict[int, int],
+    *,
+    tid_delta: int = 0,
+    unit_delta: int = 0,
+    count_delta: int = 0,
+    protocol: int = 0,
+) -> bytes:
+    """The reply a device holding `image` (holding address -> word) gives, or a variant."""
+    tid, _, _, unit, fc, start, count = struct.unpack(">HHHBBHH", request[:12])
+    words = [image.get(a, 0) for a in range(start, start + count + count_delta)]
+    body = bytes([fc, 2 * len(words)]) + struct.pack(f">{len(words)}H", *words)
+    return struct.pack(">HHHB", tid + tid_delta, protocol, len(body) + 1, unit + unit_delta) + body
+
+
+def must_image() -> tuple[Profile, dict[str, float | str], dict[int, int]]:
+    prof = profile("must_ep20")
+    values = sample_values(prof)
+    image = {
+        p.address + k: w for p in prof.points for k, w in enumerate(encode_point(values[p.name], p))
+    }
+    return prof, values, image
+
+
+def exception_reply(request: bytes, code: int) -> bytes:
+    tid, _, _, unit, fc = struct.unpack(">HHHBB", request[:8])
+    return struct.pack(">HHHBBB", tid, 0, 3, unit, fc | 0x80, code)
+
+
+WAITED = r"\d+ bytes received but no valid reply within 0.2 s"
+"""What a peer that sent something, but no reply, costs: the whole timeout (0.2 s here)."""
+MISBEHAVIOUR = {
+    "exception 6": (lambda r, im: exception_reply(r, 6), DeviceExceptionReply, "exception 6"),
+    "another unit": (
+        lambda r, im: register_reply(r, im, unit_delta=1),
+        DeviceProtocolError,
+        WAITED,
+    ),
+    "another transaction": (
+        lambda r, im: register_reply(r, im, tid_delta=1),
+        DeviceProtocolError,
+        WAITED,
+    ),
+    "too few words": (
+        lambda r, im: register_reply(r, im, count_delta=-26),
+        DeviceProtocolError,
+        "asked for 27 values, got 1",
+    ),
+    "not a frame": (
+        lambda r, im: register_reply(r, im, protocol=1),
+        DeviceProtocolError,
+        "bytes received but no valid reply",
+    ),
+    "a frame longer than sent": (
+        lambda r, im: register_reply(r, im)[:-4],
+        DeviceProtocolError,
+        WAITED,
+    ),
+    "hang-up mid-frame": (
+        lambda r, im: [register_reply(r, im)[:20], b""],
+        DeviceConnectionError,
+        "connection lost",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISBEHAVIOUR, ids=list(MISBEHAVIOUR))
+def test_misbehaving_replies_give_the_same_typed_errors(
+    tmp_path: Path, tcp_client: str, case: str
+) -> None:
+    answer, kind, message = MISBEHAVIOUR[case]
+    _, _, image = must_image()
+    timeout = 0.2 if message == WAITED else 1.0  # a busy machine must not turn others into it
+    with misbehaving_tcp_server(lambda request: answer(request, image)) as port:
+        config = load_site(tmp_path, tcp_device("odd", "must_ep20", port, timeout=timeout))
+        driver = driver_for(config, "odd")
+        with pytest.raises(DeviceError) as info:
+            asyncio.run(driver.read())
+    assert type(info.value) is kind
+    assert re.search(message, str(info.value)), str(info.value)
+    assert str(info.value).startswith("odd: ")
+    assert str(info.value).endswith("(unit 10, holding 30000-30026)")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r, im: register_reply(r, im, tid_delta=-1) + register_reply(r, im),
+        lambda r, im: [
+            register_reply(r, im)[:5],
+            register_reply(r, im)[5:17],
+            register_reply(r, im)[17:],
+        ],
+    ],
+    ids=["a late reply first", "in pieces"],
+)
+def test_a_reply_after_a_late_one_or_in_pieces_reads_every_value(
+    tmp_path: Path, tcp_client: str, answer: Callable[[bytes, dict[int, int]], bytes]
+) -> None:
+    prof, values, image = must_image()
+    with misbehaving_tcp_server(lambda request: answer(request, image)) as port:
+        config = load_site(tmp_path, tcp_device("ups", "must_ep20", port, timeout=0.5))
+        driver = driver_for(config, "ups")
+
+        async def two_polls() -> list:
+            samples = [await driver.read(), await driver.read()]
+            await driver.close()
+            return samples
+
+        samples = asyncio.run(two_polls())
+    for sample in samples:
+        assert sample.valid_values() == pytest.approx(expected(prof, values))
+
+
+def test_a_tcp_poll_through_the_lean_client_never_loads_pymodbus(tmp_path: Path) -> None:
+    prof = profile("janitza_umg509pro")
+    with tcp_server([simdevice(prof, sample_values(prof), 1)]) as port:
+        site = write_site(tmp_path, tcp_device("umg509", "janitza_umg509pro", port))
+        code = (
+            "import asyncio, json, sys\n"
+            "from energy_pipeline.config import load_config\n"
+            "from energy_pipeline.drivers.registry import build_drivers\n"
+            "from energy_pipeline.lake.device_state import StateFiles\n"
+            f"config = load_config({str(site)!r})\n"
+            "driver = build_drivers(config, state=StateFiles(config.data_dir))['umg509']\n"
+            "sample = asyncio.run(driver.read())\n"
+            "print(json.dumps([len(sample.valid_values()), 'pymodbus' in sys.modules]))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != TCP_CLIENT_ENV}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+    assert json.loads(out.stdout) == [61, False]

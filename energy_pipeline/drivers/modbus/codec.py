@@ -201,32 +201,45 @@ class BlockDecoder:
         self._scale = np.array([1.0 if p.data_type == "bool" else p.scale for p in chosen])
         self._offset = np.array([0.0 if p.data_type == "bool" else p.offset for p in chosen])
         self._affine = bool(np.any(self._scale != 1.0) or np.any(self._offset != 0.0))
-        is_bool = np.array([p.data_type == "bool" for p in chosen], bool)
-        self._not_bool = ~is_bool
-        self._min = np.array([-np.inf if p.min is None else p.min for p in chosen], float)
-        self._max = np.array([np.inf if p.max is None else p.max for p in chosen], float)
-        self._check_range = bool(np.any(np.isfinite(self._min)) or np.any(np.isfinite(self._max)))
+        # One pair of comparisons rejects NaN, the infinities and values outside min/max:
+        # open bounds are the largest finite floats, and bools have no range.
+        big = float(np.finfo(np.float64).max)
+        self._low = np.array(
+            [-big if p.data_type == "bool" or p.min is None else p.min for p in chosen]
+        )
+        self._high = np.array(
+            [big if p.data_type == "bool" or p.max is None else p.max for p in chosen]
+        )
+        only = self._groups[0] if len(self._groups) == 1 and not self._bools.size else None
+        in_order = only is not None and np.array_equal(only.out, np.arange(self.size))
+        self._whole: tuple[slice, np.dtype] | None = None
+        if only is not None and only.run is not None and in_order:
+            self._whole = (only.run, only.dtype)
 
     def decode(self, words: np.ndarray) -> np.ndarray:
-        """float64 values in `names` order; NaN where the profile says a reading is invalid."""
-        raw = np.empty(self.size, dtype=np.float64)
+        """float64 values in `names` order; NaN where the profile says a reading is invalid.
+
+        `words` as big-endian (">u2") saves a byte-swapping copy; any integer dtype works.
+        """
         wire = words.astype(">u2", copy=False).view(np.uint8)
-        for g in self._groups:
-            if g.run is not None:
-                raw[g.out] = wire[g.run].view(g.dtype)
-            else:
-                raw[g.out] = wire[g.byte_index].view(g.dtype)[:, 0]
-        if self._bools.size:
-            raw[self._bools] = words[self._bool_pos] != 0
+        if self._whole is not None:  # one type, one run, in order: Janitza-like maps
+            run, dtype = self._whole
+            raw = wire[run].view(dtype).astype(np.float64)
+        else:
+            raw = np.empty(self.size, dtype=np.float64)
+            for g in self._groups:
+                if g.run is not None:
+                    raw[g.out] = wire[g.run].view(g.dtype)
+                else:
+                    raw[g.out] = wire[g.byte_index].view(g.dtype)[:, 0]
+            if self._bools.size:
+                raw[self._bools] = words[self._bool_pos] != 0
         values = raw * self._scale + self._offset if self._affine else raw
-        bad = ~np.isfinite(values)
+        ok = (values >= self._low) & (values <= self._high)
         if self._check_nan:
-            bad |= raw == self._nan_value
-        if self._check_range:
-            bad |= ((values < self._min) | (values > self._max)) & self._not_bool
-        if bad.any():
-            values = values.copy() if values is raw else values
-            values[bad] = np.nan
+            ok &= raw != self._nan_value
+        if not ok.all():
+            values[~ok] = np.nan
         return values
 
     def decode_text(self, words: np.ndarray) -> dict[str, str]:

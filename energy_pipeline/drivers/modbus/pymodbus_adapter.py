@@ -1,5 +1,10 @@
 """Everything the Modbus room relies on in pymodbus, in one place, so an upgrade breaks here.
 
+`PymodbusLink` puts a pymodbus client behind the lean `tcp_link` client's interface and
+exceptions, so `Bus` treats both alike: serial ports use it, and TCP when
+ENERGY_PIPELINE_MODBUS_TCP=pymodbus. `client` imports this module only then, so a TCP-only
+collector never loads pymodbus (~5 MB per process).
+
 Two needs have no public pymodbus API: changing a connected client's request timeout per
 read (`ctx.comm_params.timeout_connect`) and failing the request in flight when the peer hangs
 up (`ctx.response_future`, else the caller waits out its whole timeout). One behaviour is
@@ -26,6 +31,9 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.framer import FramerType
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInputRegistersResponse
 
+from energy_pipeline.drivers.modbus.mbap import BadReply, ExceptionReply
+from energy_pipeline.drivers.modbus.tcp_link import NoReply
+
 __all__ = [
     "Client",
     "ConnectionException",
@@ -34,11 +42,14 @@ __all__ = [
     "LeanInputResponse",
     "ModbusException",
     "ModbusIOException",
+    "PymodbusLink",
     "fail_pending",
     "read_values",
     "rtu_client",
+    "rtu_link",
     "set_request_timeout",
     "tcp_client",
+    "tcp_link",
 ]
 
 # pymodbus logs every timeout and refused connect at ERROR; the driver reports each as a typed
@@ -52,12 +63,8 @@ ConnectionTrace = Callable[[bool], None]
 """Called with True on connect and False when the connection is lost."""
 
 
-class ExceptionResponse(Exception):
-    """The device answered with a Modbus exception response."""
-
-    def __init__(self, code: int):
-        self.code = code
-        super().__init__(f"exception {code}")
+ExceptionResponse = ExceptionReply
+"""The device answered with a Modbus exception response (the lean client's own class)."""
 
 
 class LeanHoldingResponse(ReadHoldingRegistersResponse):
@@ -168,3 +175,74 @@ async def read_values(
     if register_type in ("holding", "input"):
         return list(reply.registers)
     return [1 if b else 0 for b in reply.bits[:count]]
+
+
+class PymodbusLink:
+    """A pymodbus client that raises what `TcpLink` raises: ExceptionReply, NoReply (with the
+    bytes received), BadReply, ConnectionError."""
+
+    def __init__(self, make: Callable[[PacketTrace, ConnectionTrace], Client]):
+        self.received = 0
+        self._client = make(self._trace, self._connection_changed)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    async def connect(self) -> bool:
+        try:
+            return await self._client.connect()
+        except ModbusException as exc:
+            raise ConnectionError(str(exc)) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def read(
+        self, register_type: str, start: int, count: int, unit: int, timeout: float
+    ) -> list[int]:
+        set_request_timeout(self._client, timeout)
+        self.received = 0
+        try:
+            return await read_values(self._client, register_type, start, count, unit)
+        except ModbusIOException:
+            raise NoReply(self.received) from None
+        except ConnectionException as exc:
+            raise ConnectionError(str(exc)) from None
+        except ModbusException as exc:
+            raise BadReply(str(exc)) from None
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self.received += len(data)
+        return data
+
+    def _connection_changed(self, connected: bool) -> None:
+        """A peer hanging up fails the pending request now, not after its whole timeout."""
+        if not connected:
+            fail_pending(self._client, "closed by the peer")
+
+
+def tcp_link(host: str, port: int, *, timeout: float) -> PymodbusLink:
+    return PymodbusLink(
+        lambda packets, connection: tcp_client(
+            host, port, timeout=timeout, packets=packets, connection=connection
+        )
+    )
+
+
+def rtu_link(
+    port: str, *, baudrate: int, bytesize: int, parity: str, stopbits: int, timeout: float
+) -> PymodbusLink:
+    return PymodbusLink(
+        lambda packets, connection: rtu_client(
+            port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            timeout=timeout,
+            packets=packets,
+            connection=connection,
+        )
+    )
