@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -138,6 +139,7 @@ class CollectorService:
         self.lock.acquire(self.lock_wait)
         try:
             await asyncio.to_thread(self._recover)
+            gc.freeze()  # what start-up loaded lives as long as we do: no collection rescans it
             if self.routes is not None:
                 await self.routes.start()
             for sink in self.sinks:
