@@ -39,16 +39,22 @@ def test_collect_imports_no_heavy_package() -> None:
 AT_EXIT = (
     "import atexit, json, runpy, sys\n"
     "out = sys.argv.pop(1)\n"
-    "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
+    "def dump():\n"
+    "    pool = sys.modules['pyarrow'].default_memory_pool().backend_name\n"
+    "    doc = {'modules': sorted(sys.modules), 'pool': pool}\n"
+    "    open(out, 'w').write(json.dumps(doc))\n"
+    "atexit.register(dump)\n"
     "runpy.run_module('energy_pipeline', run_name='__main__', alter_sys=True)\n"
 )
-"""`python -m energy_pipeline ...` that writes its `sys.modules` to a file as it exits."""
+"""`python -m energy_pipeline ...` that writes its `sys.modules` and Arrow's allocator to a file
+as it exits."""
 
 
 @pytest.mark.slow  # a simulator and the collector as processes, stopped after sealing
 def test_a_running_collector_never_imports_a_heavy_package(tmp_path: Path) -> None:
     """The real `collect` after polls, live HTTP requests (dashboard, API, /metrics, the chart
-    without a history query) and the seal on SIGTERM: its modules as it exits."""
+    without a history query) and the seal on SIGTERM: its modules as it exits, and the
+    allocator it chose for Arrow."""
     http = free_port()
     config = collector_site(tmp_path, [janitza("umg1", free_ports(1)[0])])
     with config.open("a") as fh:
@@ -76,7 +82,9 @@ def test_a_running_collector_never_imports_a_heavy_package(tmp_path: Path) -> No
                 proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
     assert list((data / "raw_readings").rglob("*.parquet")), "nothing sealed"
-    modules = set(json.loads(dump.read_text()))
+    doc = json.loads(dump.read_text())
+    assert doc["pool"] == "system"
+    modules = set(doc["modules"])
     assert {"pyarrow.parquet", "energy_pipeline.live.http"} <= modules  # it did seal and serve
     tops = {m.partition(".")[0] for m in modules}
     assert sorted(tops & {*HEAVY, *UNCONFIGURED}) == []
