@@ -16,10 +16,12 @@ Measured over the same window of whole seconds: CPU s/s (utime+stime from /proc/
 summed over the poller's processes), Modbus requests per poll (the farm's counter over
 devices x seconds), complete samples kept (a device-second with all 61 values in the output:
 Parquet raw rows for ours, CSV rows for collectd), RSS (VmRSS summed over the processes at the
-window's end). Figures are medians over --repeats runs.
+window's end) and its high-water mark (VmHWM, each process's peak, summed: an upper bound on the
+peak of the sum). Figures are medians over --repeats runs. `--no-collectd` measures ours alone
+(the RSS figures need no peer; the CPU ratio does).
 
     .venv/bin/python bench/bench_peers.py [--seconds 30] [--devices 100] [--repeats 3]
-        [--ours-only 1000]
+        [--ours-only 1000] [--no-collectd]
 """
 
 from __future__ import annotations
@@ -70,13 +72,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
-def rss_mb(pids: list[int]) -> float:
-    total = 0
+def memory_mb(pids: list[int]) -> dict[str, float]:
+    """VmRSS and VmHWM in MB, each summed over `pids`."""
+    total = {"VmRSS": 0, "VmHWM": 0}
     for pid in pids:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+            key, _, value = line.partition(":")
+            if key in total:
+                total[key] += int(value.split()[0])
+    return {"rss_mb": total["VmRSS"] / 1024, "hwm_mb": total["VmHWM"] / 1024}
 
 
 def farm_requests(farm: subprocess.Popen) -> int:
@@ -200,7 +204,7 @@ def run_once(count: int, seconds: int, reply_ms: float, with_collectd: bool) -> 
                 k: (cpu_seconds(family(p.pid)), farm_requests(f), time.monotonic())
                 for k, (p, f) in pollers.items()
             }
-            rss = {k: rss_mb(family(p.pid)) for k, (p, _) in pollers.items()}
+            memory = {k: memory_mb(family(p.pid)) for k, (p, _) in pollers.items()}
             t1 = t0 + seconds
             time.sleep(2.5)  # let collectd's CSV writer and our landing catch up
             for p, _ in pollers.values():
@@ -225,7 +229,7 @@ def run_once(count: int, seconds: int, reply_ms: float, with_collectd: bool) -> 
                 "requests_per_poll": (r1 - r0) / (count * seconds),
                 "kept": kept,
                 "expected": count * seconds,
-                "rss_mb": rss[k],
+                **memory[k],
             }
         return figures
 
@@ -237,7 +241,7 @@ def median_of(runs: list[dict[str, dict]], who: str) -> dict[str, float]:
 def line(label: str, m: dict[str, float]) -> str:
     return (
         f"{label:>22} {m['cpu']:8.3f} {m['requests_per_poll']:9.1f} "
-        f"{m['kept']:>7.0f}/{m['expected']:<7.0f} {m['rss_mb']:7.1f}"
+        f"{m['kept']:>7.0f}/{m['expected']:<7.0f} {m['rss_mb']:7.1f} {m['hwm_mb']:7.1f}"
     )
 
 
@@ -250,25 +254,31 @@ def main() -> None:
         "--ours-only", type=int, nargs="*", default=[], help="more sizes, our collector alone"
     )
     parser.add_argument("--reply-ms", type=float, default=0.0, help="farm response time")
+    parser.add_argument("--no-collectd", action="store_true", help="our collector alone")
     args = parser.parse_args()
-    if not shutil.which(COLLECTD):
+    peers = not args.no_collectd
+    if peers and not shutil.which(COLLECTD):
         sys.exit(f"{COLLECTD} not found: apt-get install collectd-core libmodbus5")
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
         f"{args.seconds} s windows, median of {args.repeats}; farm reply {args.reply_ms:g} ms"
     )
-    print(f"{'poller':>22} {'CPU s/s':>8} {'req/poll':>9} {'complete samples':>16} {'RSS MB':>7}")
-    runs = [run_once(args.devices, args.seconds, args.reply_ms, True) for _ in range(args.repeats)]
-    for i, r in enumerate(runs, 1):
-        for who in ("ours", "collectd"):
-            print(line(f"run {i} {who} {args.devices}", r[who]), flush=True)
-    ours, cd = median_of(runs, "ours"), median_of(runs, "collectd")
-    print(line(f"median ours {args.devices}", ours))
-    print(line(f"median collectd {args.devices}", cd))
     print(
-        f"# collectd CPU / ours: {cd['cpu'] / max(ours['cpu'], 1e-9):.1f}x (target >= 10x); "
-        f"our RSS {ours['rss_mb']:.0f} MB (target <= 100 MB)"
+        f"{'poller':>22} {'CPU s/s':>8} {'req/poll':>9} {'complete samples':>16} "
+        f"{'RSS MB':>7} {'HWM MB':>7}"
     )
+    runs = [run_once(args.devices, args.seconds, args.reply_ms, peers) for _ in range(args.repeats)]
+    who_ran = ("ours", "collectd") if peers else ("ours",)
+    for i, r in enumerate(runs, 1):
+        for who in who_ran:
+            print(line(f"run {i} {who} {args.devices}", r[who]), flush=True)
+    ours = median_of(runs, "ours")
+    print(line(f"median ours {args.devices}", ours))
+    if peers:
+        cd = median_of(runs, "collectd")
+        print(line(f"median collectd {args.devices}", cd))
+        print(f"# collectd CPU / ours: {cd['cpu'] / max(ours['cpu'], 1e-9):.1f}x (target >= 10x)")
+    print(f"# our RSS {ours['rss_mb']:.0f} MB, HWM {ours['hwm_mb']:.0f} MB (target <= 100 MB)")
     for size in args.ours_only:
         more = [run_once(size, args.seconds, args.reply_ms, False) for _ in range(args.repeats)]
         print(line(f"median ours {size}", median_of(more, "ours")), flush=True)

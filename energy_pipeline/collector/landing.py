@@ -12,10 +12,12 @@ and the backlog lands in one append when writes succeed again.
 
 from __future__ import annotations
 
+import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,6 +46,21 @@ SWEEP_LIMIT = timedelta(hours=48)
 two days back): sealing writes older minutes only after a replay, which is in range, or for a
 device's backfill, which may reach further back; a temp file a crash left there stays, ignored
 by every reader."""
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def release_freed_memory() -> None:
+    """Hand the pages a seal freed back to the OS. glibc keeps freed memory inside its heaps
+    and returns only their top, so after each minute's Parquet write the collector would hold
+    that seal's peak for good (~20 MB at 100 devices); malloc_trim returns every free page.
+    A no-op on a libc without it."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def utc(ts: float) -> datetime:
@@ -219,6 +236,7 @@ class Landing:
         self.wal.delete_before(oldest if oldest is not None else self.wal.segment)
         if self.sealer.watermark_us is not None:
             self.state.sealed_watermark = utc(self.sealer.watermark_us / 1_000_000)
+        release_freed_memory()
 
     def _failed(self, exc: OSError, doing: str) -> None:
         now = self.clock.time()

@@ -1,20 +1,42 @@
 """Driver families by config `driver` name. Each family builds all its devices at once, so
-devices that share a serial bus can share one connection."""
+devices that share a serial bus can share one connection.
+
+A family's modules are imported only when the config has one of its devices: whatever a
+collector loads stays resident for as long as it runs, and a Modbus-only site has no use for
+the ECHONET or Luxtronik stacks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 from energy_pipeline.config import Config, Device
-from energy_pipeline.drivers import echonet, luxtronik, modbus
 from energy_pipeline.drivers.base import Driver, StateStores
 
 FamilyBuilder = Callable[[Sequence[Device], Config, StateStores], list[Driver]]
 
+
+def _modbus(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    from energy_pipeline.drivers import modbus
+
+    return modbus.build(devices, config, state)
+
+
+def _luxtronik(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    from energy_pipeline.drivers import luxtronik
+
+    return luxtronik.build(devices, config, state)
+
+
+def _echonet(devices: Sequence[Device], config: Config, state: StateStores) -> list[Driver]:
+    from energy_pipeline.drivers import echonet
+
+    return echonet.build(devices, config, state)
+
+
 FAMILIES: dict[str, FamilyBuilder] = {
-    "modbus": modbus.build,
-    "luxtronik": luxtronik.build,
-    "echonet_broute": echonet.build,
+    "modbus": _modbus,
+    "luxtronik": _luxtronik,
+    "echonet_broute": _echonet,
 }
 
 

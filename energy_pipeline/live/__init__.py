@@ -7,6 +7,9 @@ The live floor runs inside the collector's process but sits below it: the CLI ha
 sinks to the collector, which sees only the `sinks.OutcomeSink` protocol, and the collector's
 state reaches them through the `state.CollectorView` protocol. It may import catalog (what a
 metric means), config, readings and sinks; never collector, defs, simulators or dagster.
+
+Outputs that bring their own client stack (MQTT's paho, InfluxDB's line protocol) are imported
+only when configured: every module loaded here stays resident in the 24/7 collector.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from energy_pipeline.catalog import DeviceMeaning, build_catalog
 from energy_pipeline.config import Config
@@ -24,15 +27,17 @@ from energy_pipeline.live.filesink import FileSink
 from energy_pipeline.live.hems import HemsRecords
 from energy_pipeline.live.history import History
 from energy_pipeline.live.http import HttpServer
-from energy_pipeline.live.influxdb import InfluxSink, point_encoder
 from energy_pipeline.live.metrics import MetricsSink
-from energy_pipeline.live.mqtt import MqttSink
 from energy_pipeline.live.pubsub import PubsubSink
 from energy_pipeline.live.state import CollectorView
 from energy_pipeline.live.stdout import StdoutSink
 from energy_pipeline.live.store import LatestStore
 from energy_pipeline.live.webhook import WebhookSink
 from energy_pipeline.sinks import OutcomeSink
+
+if TYPE_CHECKING:
+    from energy_pipeline.live.influxdb import InfluxSink
+    from energy_pipeline.live.mqtt import MqttSink
 
 Clock = Callable[[], datetime]
 
@@ -102,6 +107,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
     sinks: list[OutcomeSink] = [store, live.metrics]
     hems = HemsRecords(meta)
     if out.mqtt is not None:
+        from energy_pipeline.live.mqtt import MqttSink
+
         live.mqtt = MqttSink(out.mqtt, config, meta)
         alerts.listeners.append(live.mqtt.offer_alert)
         sinks.append(live.mqtt)
@@ -120,6 +127,8 @@ def build_outputs(config: Config, state: CollectorView, clock: Clock = utc_now) 
         live.pubsub = PubsubSink(out.pubsub, config.site.name, hems)
         sinks.append(live.pubsub)
     if out.influxdb is not None:
+        from energy_pipeline.live.influxdb import InfluxSink, point_encoder
+
         live.influxdb = InfluxSink(out.influxdb, point_encoder(config, out.influxdb, meta))
         sinks.append(live.influxdb)
     sinks.append(alerts)  # after the outputs, so an alert follows the reading that raised it
