@@ -155,14 +155,13 @@ def daily_readings(minutes: pa.Table, day: date, tz: ZoneInfo) -> pa.Table:
     for name in tiled.column_names:
         columns[name] = tiled.column(name)
     columns["minutes_elapsed"] = pa.array(elapsed, pa.int32(), mask=elapsed < 0)
+    source = np.full(rows, -1, dtype=np.int64)
+    source[at] = np.arange(len(at))
+    take = pa.array(source, mask=source < 0)
     for name in ("avg", "min", "max", "last", "delta"):
-        values = np.full(rows, np.nan)
-        values[at] = minutes.column(name).to_numpy()
-        columns[name] = pa.array(values, mask=np.isnan(values))
+        columns[name] = minutes.column(name).take(take)
     for name in ("count", "resets"):
-        counts = np.zeros(rows, dtype=np.int32)
-        counts[at] = pc.fill_null(minutes.column(name), 0).to_numpy()
-        columns[name] = pa.array(counts)
+        columns[name] = pc.fill_null(minutes.column(name).take(take), 0)
     return pa.table(columns).select(DAILY_READINGS_SCHEMA.names).cast(DAILY_READINGS_SCHEMA)
 
 

@@ -134,15 +134,14 @@ def compute_minutes(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE agg AS
         SELECT device_id, metric, us // 60000000 AS mi,
-          avg(value) FILTER (WHERE reject IS NULL) AS avg,
-          min(value) FILTER (WHERE reject IS NULL) AS min,
-          max(value) FILTER (WHERE reject IS NULL) AS max,
-          arg_max(value, us) FILTER (WHERE reject IS NULL) AS last,
-          count(*) FILTER (WHERE reject IS NULL) AS n,
+          avg(kept) AS avg, min(kept) AS min, max(kept) AS max,
+          arg_max(value, CASE WHEN reject IS NULL THEN us END) AS last,
+          count_if(reject IS NULL) AS n,
           count(*) AS rows_read,
           sum(dups) AS dups,
-          {", ".join(f"count(*) FILTER (WHERE reject = '{r}') AS {r}" for r in REJECT_REASONS)}
-        FROM ({_classified(alone, overlap, s_us, e_us, n_us)})
+          {", ".join(f"count_if(reject = '{r}') AS {r}" for r in REJECT_REASONS)}
+        FROM (SELECT *, CASE WHEN reject IS NULL THEN value END AS kept
+              FROM ({_classified(alone, overlap, s_us, e_us, n_us)}))
         WHERE reject IS DISTINCT FROM 'outside'
         GROUP BY ALL"""
     )
