@@ -233,7 +233,8 @@ def daily_summary(
               FROM roles r JOIN m ON m.device_id = r.device_id AND m.metric = r.power_metric
               WHERE m.avg IS NOT NULL GROUP BY ALL),
             peak AS (
-              SELECT device_id, max(mean_power) AS peak, arg_max(slot, mean_power) AS peak_start
+              SELECT device_id, max(mean_power) AS peak,
+                first(slot ORDER BY mean_power DESC, slot) AS peak_start
               FROM slots GROUP BY device_id),
             per_metric AS (
               SELECT device_id, metric, min(min) AS min, max(max) AS max,
