@@ -3,6 +3,7 @@ cursor advances and downtime, definitions loading, and one run through the real 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -344,3 +345,46 @@ def test_upkeep_job_compacts_sealed_hours_and_applies_retention(
     assert not (raw / f"date={old:%Y-%m-%d}").exists()  # past raw_retention_days
     (name,) = [p.name for p in hour_dir(config.data_dir, RAW_READINGS, T0).iterdir()]
     assert name.startswith("compacted-")
+
+
+def _daily_outputs(config) -> dict[str, object]:
+    """Every file the daily layer wrote: tables as rows, exports as bytes."""
+    out: dict[str, object] = {}
+    for table in (DAILY_READINGS, "daily_device_summary", "forecast_features"):
+        for path in sorted((config.data_dir / table).glob("*.parquet")):
+            out[f"{table}/{path.name}"] = pq.read_table(path).to_pylist()
+    exports = config.data_dir / "exports"
+    for path in sorted(exports.rglob("*.csv")):
+        out[path.relative_to(exports).as_posix()] = path.read_bytes()
+    return out
+
+
+def test_a_range_run_writes_what_per_day_runs_write(tmp_path: Path, dagster_instance) -> None:
+    config = site(tmp_path)
+    days = [DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]
+    start = day_window(days[0], BERLIN)[0]
+    rows = []
+    minutes = int((day_window(DAY, BERLIN)[1] - start).total_seconds() // 60)
+    for i in range(minutes):
+        t = start + timedelta(minutes=i)
+        for dev in ("m1", "m2"):
+            rows += [(t, dev, P, 500.0 + i), (t, dev, E, 1000.0 + 2 * i)]
+            if day_window(days[1], BERLIN)[0] <= t < day_window(days[2], BERLIN)[0]:
+                rows.append((t, dev, "outdoor_temperature", 4.0))  # one day only
+    write_raw(config.data_dir, rows, per_minute=False)
+    selection = [DAILY_READINGS, "daily_device_summary", "forecast_features", "csv_exports"]
+    for day in days:
+        assert _run(dagster_instance, config, selection, partition_key=day.isoformat()).success
+    per_day = _daily_outputs(config)
+    shutil.rmtree(config.data_dir / "exports")
+    tags = {RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()}
+    result = _run(dagster_instance, config, selection, tags=tags)
+    assert result.success
+    assert len(dagster_instance.get_runs()) == len(days) + 1  # the range is one run
+    assert _daily_outputs(config) == per_day
+    with open(config.data_dir / "exports" / "m1" / f"{DAY}_weekly.csv") as fh:
+        weekly = list(csv.reader(fh))
+    assert weekly[0] == ["timestamp", P, E, "outdoor_temperature"]
+    assert len(weekly) == 1 + minutes  # every minute of the 3 days
+    assert weekly[1][3] == weekly[-1][3] == ""  # the days without the metric
+    assert {r[3] for r in weekly[1:]} == {"", "4"}

@@ -18,7 +18,7 @@ from energy_pipeline.catalog import build_catalog
 from energy_pipeline.config import Config
 from energy_pipeline.lake.exports import write_exports
 from energy_pipeline.transforms.daily import daily_readings, minute_source
-from energy_pipeline.transforms.exports import export_files, stored_day
+from energy_pipeline.transforms.exports import Exports, stored_day
 from energy_pipeline.transforms.timegrid import day_window
 
 
@@ -31,26 +31,21 @@ def export_range(
     tz = ZoneInfo(config.site.timezone)
     catalog = build_catalog(config)
     stored = stored_day(config.data_dir)
-    cache: dict[date, pa.Table | None] = {}
 
     def load(day: date) -> pa.Table | None:
-        if day not in cache:
-            table = stored(day)
-            if table is None:
-                start, end = day_window(day, tz)
-                src = minute_source(config.data_dir, catalog, start, end, datetime.now(UTC))
-                table = daily_readings(src.table, day, tz) if src.table.num_rows else None
-            cache[day] = table
-        return cache[day]
+        table = stored(day)
+        if table is None:
+            start, end = day_window(day, tz)
+            src = minute_source(config.data_dir, catalog, start, end, datetime.now(UTC))
+            table = daily_readings(src.table, day, tz) if src.table.num_rows else None
+        return table
 
     written: list[Path] = []
     empty: list[date] = []
+    exports = Exports(load, [device] if device else None, catalog.column_order)
     day = first
     while day <= last:
-        only = [device] if device else None
-        files = write_exports(
-            config.data_dir, day, export_files(day, load, only, catalog.column_order)
-        )
+        files = write_exports(config.data_dir, day, exports.files(day))
         written += files
         if not files:
             empty.append(day)

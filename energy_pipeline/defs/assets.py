@@ -38,7 +38,7 @@ from energy_pipeline.lake.warehouse import build_warehouse
 from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms import forecast, quality
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
-from energy_pipeline.transforms.exports import export_files, stored_day
+from energy_pipeline.transforms.exports import Exports, stored_day
 from energy_pipeline.transforms.features import forecast_features, history_files
 from energy_pipeline.transforms.minute import MinuteStats, compute_minutes, connect
 from energy_pipeline.transforms.schemas import (
@@ -187,7 +187,7 @@ def daily_readings_asset(context: dg.AssetExecutionContext, site: EnergySite):
         dropped = MinuteStats()
         for stats in src.raw_stats:
             _add(dropped, stats)
-        return daily_readings(src.table, day, site.tz, con), {
+        return daily_readings(src.table, day, site.tz), {
             "minutes_in_day": _minutes(start, end),
             "hours_from_minute_readings": src.from_minute_table,
             "hours_computed_from_raw": len(src.from_raw),
@@ -264,11 +264,10 @@ def load_forecast(context: dg.AssetExecutionContext, site: EnergySite):
 
 
 def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
-    load = stored_day(site.data_dir)
+    exports = Exports(stored_day(site.data_dir), order=site.catalog.column_order)
     written = []
     for day in _days(context, site):
-        files = export_files(day, load, order=site.catalog.column_order)
-        written += write_exports(site.data_dir, day, files)
+        written += write_exports(site.data_dir, day, exports.files(day))
     today = site.now().astimezone(site.tz).date()
     removed = prune_exports(site.data_dir, today, site.config.pipeline.export_retention_days)
     return dg.MaterializeResult(

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -33,7 +34,7 @@ from energy_pipeline.transforms.schemas import (
     MINUTE_SCHEMA,
     SUMMARY_SCHEMA,
 )
-from energy_pipeline.transforms.timegrid import day_window, minute_grid
+from energy_pipeline.transforms.timegrid import MINUTE_US, day_window, minute_grid
 
 
 @dataclass
@@ -58,7 +59,8 @@ def minute_source(
     now: datetime,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> MinuteSource:
-    """Minutes of [start, end): the minute table where it is current, else computed from raw."""
+    """Minutes of [start, end) in no particular order: the minute table where it is current,
+    else computed from raw."""
     con = con or connect()
     parts: list[pa.Table] = []
     src = MinuteSource(MINUTE_SCHEMA.empty_table())
@@ -74,7 +76,7 @@ def minute_source(
             missing.append(hour)
     for run_start, run_end in _runs(missing):
         lo, hi = max(run_start, start), min(run_end, end)
-        table, stats = compute_minutes(data_dir, catalog, lo, hi, now, con)
+        table, stats = compute_minutes(data_dir, catalog, lo, hi, now, con, ordered=False)
         parts.append(table)
         src.from_raw += [h for h in missing if run_start <= h < run_end]
         src.raw_stats.append(stats)
@@ -84,7 +86,7 @@ def minute_source(
         keep = pc.and_(
             pc.greater_equal(ts, pa.scalar(start, ts.type)), pc.less(ts, pa.scalar(end, ts.type))
         )
-        src.table = table.filter(keep)
+        src.table = table if pc.all(keep).as_py() else table.filter(keep)
     return src
 
 
@@ -99,31 +101,81 @@ def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     return runs
 
 
-def daily_readings(
-    minutes: pa.Table, day: date, tz: ZoneInfo, con: duckdb.DuckDBPyConnection | None = None
-) -> pa.Table:
+def daily_readings(minutes: pa.Table, day: date, tz: ZoneInfo) -> pa.Table:
     """Every (device, metric) seen that day x every minute of the local day; gaps are rows with
-    count 0 and null values. `minutes_elapsed` counts from the device's first reading."""
-    con = con or connect()
-    con.register("m", minutes)
-    con.register("g", minute_grid(day, tz))
-    table = con.sql(
-        f"""WITH series AS (SELECT DISTINCT device_id, metric FROM m),
-             first_seen AS (
-               SELECT m.device_id, min(g.minute_of_day) AS first_minute
-               FROM m JOIN g ON m.ts = g.ts GROUP BY m.device_id)
-        SELECT DATE '{day.isoformat()}' AS day, s.device_id, s.metric, g.*,
-          CASE WHEN g.minute_of_day >= f.first_minute
-               THEN (g.minute_of_day - f.first_minute)::INTEGER END AS minutes_elapsed,
-          m.avg, m.min, m.max, m.last, coalesce(m.count, 0)::INTEGER AS count, m.delta,
-          coalesce(m.resets, 0)::INTEGER AS resets
-        FROM series s
-        JOIN first_seen f ON f.device_id = s.device_id
-        CROSS JOIN g
-        LEFT JOIN m ON m.device_id = s.device_id AND m.metric = s.metric AND m.ts = g.ts
-        ORDER BY s.device_id, s.metric, g.ts"""
-    ).to_arrow_table()
-    return table.select(DAILY_READINGS_SCHEMA.names).cast(DAILY_READINGS_SCHEMA)
+    count 0 and null values. `minutes_elapsed` counts from the device's first reading.
+
+    `minutes` are the day's minute rows (any order). Built by index arithmetic rather than a
+    cross join and sort in SQL: the output is series-major, so a minute row's place is its
+    series' rank times the day's minutes plus its minute of the day, and every other column is
+    the grid repeated per series.
+    """
+    grid = minute_grid(day, tz)
+    size = grid.num_rows
+    rel = minutes.column("ts").cast(pa.int64()).to_numpy() - _epoch_us(grid)
+    keep = (rel >= 0) & (rel < size * MINUTE_US) & (rel % MINUTE_US == 0)
+    if not keep.all():
+        minutes = minutes.filter(pa.array(keep))
+        rel = rel[keep]
+    if minutes.num_rows == 0:
+        return DAILY_READINGS_SCHEMA.empty_table()
+    minute = rel // MINUTE_US
+    devices = pc.dictionary_encode(minutes.column("device_id")).combine_chunks()
+    metrics = pc.dictionary_encode(minutes.column("metric")).combine_chunks()
+    device_names = devices.dictionary.to_pylist()
+    metric_names = metrics.dictionary.to_pylist()
+    device = devices.indices.to_numpy().astype(np.int64)
+    pair = device * len(metric_names) + metrics.indices.to_numpy()
+    seen = np.zeros(len(device_names) * len(metric_names), dtype=bool)
+    seen[pair] = True
+    codes = np.flatnonzero(seen)
+    index = np.empty(len(seen), dtype=np.int64)
+    index[codes] = np.arange(len(codes))
+    inverse = index[pair]
+    keys = [
+        (device_names[c // len(metric_names)], metric_names[c % len(metric_names)])
+        for c in codes.tolist()
+    ]
+    order = sorted(range(len(codes)), key=keys.__getitem__)
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = np.arange(len(codes))
+    series, rows = len(codes), len(codes) * size
+    at = rank[inverse] * size + minute
+    first = np.full(len(device_names), size, dtype=np.int64)
+    np.minimum.at(first, device, minute)
+    series_device = (codes[order] // len(metric_names)).astype(np.int64)
+    minute_of_day = np.tile(np.arange(size, dtype=np.int64), series)
+    elapsed = minute_of_day - np.repeat(first[series_device], size)
+    columns: dict[str, pa.Array] = {
+        "day": pa.array(np.full(rows, (day - _EPOCH).days, dtype=np.int32)).cast(pa.date32()),
+        "device_id": _repeat([keys[i][0] for i in order], size),
+        "metric": _repeat([keys[i][1] for i in order], size),
+    }
+    tiled = grid.take(pa.array(minute_of_day))
+    for name in tiled.column_names:
+        columns[name] = tiled.column(name)
+    columns["minutes_elapsed"] = pa.array(elapsed, pa.int32(), mask=elapsed < 0)
+    source = np.full(rows, -1, dtype=np.int64)
+    source[at] = np.arange(len(at))
+    take = pa.array(source, mask=source < 0)
+    for name in ("avg", "min", "max", "last", "delta"):
+        columns[name] = minutes.column(name).take(take)
+    for name in ("count", "resets"):
+        columns[name] = pc.fill_null(minutes.column(name).take(take), 0)
+    return pa.table(columns).select(DAILY_READINGS_SCHEMA.names).cast(DAILY_READINGS_SCHEMA)
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _epoch_us(grid: pa.Table) -> int:
+    return int(grid.column("ts")[0].cast(pa.int64()).as_py())
+
+
+def _repeat(names: list[str], times: int) -> pa.Array:
+    """Each name `times` times, in order, as a plain string column."""
+    indices = np.repeat(np.arange(len(names), dtype=np.int32), times)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string())).cast(pa.string())
 
 
 def daily_summary(
@@ -181,7 +233,8 @@ def daily_summary(
               FROM roles r JOIN m ON m.device_id = r.device_id AND m.metric = r.power_metric
               WHERE m.avg IS NOT NULL GROUP BY ALL),
             peak AS (
-              SELECT device_id, max(mean_power) AS peak, arg_max(slot, mean_power) AS peak_start
+              SELECT device_id, max(mean_power) AS peak,
+                first(slot ORDER BY mean_power DESC, slot) AS peak_start
               FROM slots GROUP BY device_id),
             per_metric AS (
               SELECT device_id, metric, min(min) AS min, max(max) AS max,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,95 +25,171 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from energy_pipeline.lake.exports import ExportFile, ExportKind
+from energy_pipeline.lake.exports import ExportFile
 from energy_pipeline.lake.layout import DAILY_READINGS
 from energy_pipeline.lake.scan import read_day
-from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA, MARKER_COLUMNS
 
 ColumnOrder = Callable[[str, list[str]], list[str]]
 """(device, metrics) -> the metrics in column order; `Catalog.column_order`."""
+DayLoader = Callable[[date], pa.Table | None]
+WEEK = 7
 
 
-def _wide(
-    readings: pa.Table, device_id: str, with_markers: bool, order: ColumnOrder | None
-) -> pa.Table | None:
-    """One device's long minute rows as a wide table: one column per metric, minutes with data.
+@dataclass
+class DeviceDay:
+    """One device's minutes with data of one local day as a grid: a row per minute, a column
+    per metric (in column order), NaN where the metric has no value that minute."""
 
-    Scattered into a numpy grid by (minute, metric) index rather than pivoted in SQL: a
-    Luxtronik device has ~1,750 metrics, and a week of them as FILTER aggregates costs
-    billions of filter evaluations and gigabytes, where the scatter is linear in the rows.
-    """
-    con = connect()
-    con.register("r", readings)
-    lead = ", any_value(minutes_elapsed) AS minutes_elapsed, " + ", ".join(
-        f"any_value({m}) AS {m}" for m in MARKER_COLUMNS
-    )
-    minutes = con.sql(
-        f"""SELECT ts, strftime(any_value(local_ts), '%Y-%m-%dT%H:%M:%S.%g') AS timestamp
-            {lead if with_markers else ""}
-            FROM r WHERE device_id = $1 GROUP BY ts HAVING sum(count) > 0 ORDER BY ts""",
-        params=[device_id],
-    ).to_arrow_table()
-    if minutes.num_rows == 0:
-        return None
-    con.register("minutes", minutes)
-    cells = con.sql(
-        """SELECT m.row, dense_rank() OVER (ORDER BY r.metric) - 1 AS col, r.metric,
-                  coalesce(r.avg, r.last) AS value
-           FROM r JOIN (SELECT ts, row_number() OVER (ORDER BY ts) - 1 AS row FROM minutes) m
-             ON r.ts = m.ts
-           WHERE r.device_id = $1""",
-        params=[device_id],
-    ).to_arrow_table()
-    metrics = sorted(pc.unique(cells["metric"]).to_pylist())
-    grid = np.full((minutes.num_rows, len(metrics)), np.nan)
-    values = cells["value"].to_numpy(zero_copy_only=False).astype(float)
-    grid[cells["row"].to_numpy(), cells["col"].to_numpy()] = values
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {"timestamp": minutes["timestamp"]}
-    if with_markers:
-        columns["minutes_elapsed"] = minutes["minutes_elapsed"]
-        for marker in MARKER_COLUMNS:
-            flags = minutes[marker].to_numpy(zero_copy_only=False).astype(bool)
-            columns[marker] = pa.array(np.where(flags, "True", "False"))
-    col = {metric: j for j, metric in enumerate(metrics)}
-    for metric in order(device_id, metrics) if order else metrics:
-        column = grid[:, col[metric]]
-        columns[metric] = pa.array(column, mask=np.isnan(column))
-    return pa.table(columns)
+    metrics: list[str]
+    timestamp: pa.Array
+    lead: dict[str, pa.Array]
+    values: np.ndarray
+    _bodies: dict[tuple[str, ...], bytes] = field(default_factory=dict)
+
+    def body(self, metrics: list[str]) -> bytes:
+        """The CSV rows (no header) of `timestamp` and `metrics`; a metric the device did not
+        report that day is an empty column. Written once per column list."""
+        key = tuple(metrics)
+        if key not in self._bodies:
+            self._bodies[key] = _csv(self.table(metrics, with_lead=False), header=False)
+        return self._bodies[key]
+
+    def table(self, metrics: list[str], with_lead: bool) -> pa.Table:
+        columns: dict[str, pa.Array] = {"timestamp": self.timestamp}
+        if with_lead:
+            columns.update(self.lead)
+        col = {metric: j for j, metric in enumerate(self.metrics)}
+        empty = pa.nulls(len(self.timestamp), pa.float64())
+        for metric in metrics:
+            if metric in col:
+                column = self.values[:, col[metric]]
+                columns[metric] = pa.array(column, mask=np.isnan(column))
+            else:
+                columns[metric] = empty
+        return pa.table(columns)
 
 
-def _csv(table: pa.Table) -> bytes:
+def _csv(table: pa.Table, header: bool = True) -> bytes:
     sink = io.BytesIO()
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(quoting_style="needed"))
+    options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
+    pa_csv.write_csv(table, sink, options)
     return sink.getvalue()
 
 
-def day_exports(
-    today: pa.Table,
-    week: pa.Table,
-    devices: list[str] | None = None,
-    order: ColumnOrder | None = None,
-) -> list[ExportFile]:
-    """The day's PROGNOZA and logger files for every device in `today` (or `devices`)."""
-    con = connect()
-    con.register("t", today)
-    present = [d for (d,) in con.execute("SELECT DISTINCT device_id FROM t ORDER BY 1").fetchall()]
-    files: list[ExportFile] = []
-    for device_id in present if devices is None else [d for d in present if d in devices]:
-        kinds: tuple[tuple[ExportKind, pa.Table, bool], ...] = (
-            ("prognoza", today, True),
-            ("daily", today, False),
-            ("weekly", week, False),
-        )
-        for kind, source, with_markers in kinds:
-            table = _wide(source, device_id, with_markers, order)
-            if table is not None:
-                files.append(ExportFile(device_id, kind, _csv(table)))
-    return files
+def _numpy(column: pa.ChunkedArray, fill: object) -> np.ndarray:
+    return pc.fill_null(column, fill).to_numpy()
 
 
-DayLoader = Callable[[date], pa.Table | None]
+def device_days(
+    readings: pa.Table, order: ColumnOrder | None = None
+) -> dict[str, DeviceDay | None]:
+    """A daily_readings day as a DeviceDay per device (None for one without any reading).
+
+    Scattered into a numpy grid by (minute_of_day, metric) index rather than pivoted in SQL: a
+    Luxtronik device has ~1,750 metrics, and its day as FILTER aggregates costs billions of
+    filter evaluations, where the scatter is linear in the rows. The minutes kept are those
+    where the device has any reading; their wall time and markers are the day's grid.
+    """
+    if readings.num_rows == 0:
+        return {}
+    minute = readings.column("minute_of_day").to_numpy().astype(np.int64)
+    size = int(minute.max()) + 1
+    first = np.full(size, -1, dtype=np.int64)
+    first[minute[::-1]] = np.arange(len(minute) - 1, -1, -1)
+    wall = readings.column("local_ts").to_numpy().astype("datetime64[ms]")
+    stamps = np.datetime_as_string(wall[first.clip(0)], unit="ms")
+    markers = {m: _numpy(readings.column(m), False)[first.clip(0)] for m in MARKER_COLUMNS}
+    devices = pc.dictionary_encode(readings.column("device_id")).combine_chunks()
+    metrics = pc.dictionary_encode(readings.column("metric")).combine_chunks()
+    metric_names = np.array(metrics.dictionary.to_pylist(), dtype=object)
+    metric_idx = metrics.indices.to_numpy()
+    position = {name: i for i, name in enumerate(metric_names.tolist())}
+    device_idx = devices.indices.to_numpy()
+    count = _numpy(readings.column("count"), 0)
+    value = pc.coalesce(readings.column("avg"), readings.column("last")).to_numpy(
+        zero_copy_only=False
+    )
+    elapsed = _numpy(readings.column("minutes_elapsed"), -1)
+    out: dict[str, DeviceDay | None] = {}
+    for d, device_id in enumerate(devices.dictionary.to_pylist()):
+        sel = np.flatnonzero(device_idx == d)
+        rows = np.flatnonzero(np.bincount(minute[sel], weights=count[sel], minlength=size) > 0)
+        if len(rows) == 0:
+            out[device_id] = None
+            continue
+        ids = np.unique(metric_idx[sel])
+        names = sorted(metric_names[ids].tolist())
+        ordered = order(device_id, names) if order else names
+        column = np.full(len(metric_names), -1, dtype=np.int64)
+        column[[position[m] for m in ordered]] = np.arange(len(ordered))
+        grid = np.full((size, len(ordered)), np.nan)
+        grid[minute[sel], column[metric_idx[sel]]] = value[sel]
+        since = np.full(size, -1, dtype=np.int64)
+        since[minute[sel]] = elapsed[sel]
+        lead: dict[str, pa.Array] = {
+            "minutes_elapsed": pa.array(since[rows], pa.int32(), mask=since[rows] < 0)
+        }
+        for marker, flags in markers.items():
+            lead[marker] = pa.array(np.where(flags[rows], "True", "False"))
+        out[device_id] = DeviceDay(ordered, pa.array(stamps[rows]), lead, grid[rows])
+    return out
+
+
+def _header(names: list[str]) -> bytes:
+    return _csv(pa.table({name: pa.nulls(0) for name in names}))
+
+
+class Exports:
+    """The export files of local days, one day after another (a range run is one pass).
+
+    Each stored daily_readings day is loaded and scattered into device grids once, and each
+    device-day's CSV rows are written once: the weekly roll-ups of the 7 days that include it
+    join those rows under their header rather than rebuild a week per day. Only the last 7
+    days are kept.
+    """
+
+    def __init__(
+        self, load: DayLoader, devices: list[str] | None = None, order: ColumnOrder | None = None
+    ) -> None:
+        self._load, self._devices, self._order = load, devices, order
+        self._days: dict[date, dict[str, DeviceDay | None] | None] = {}
+
+    def _day(self, day: date) -> dict[str, DeviceDay | None] | None:
+        if day not in self._days:
+            table = self._load(day)
+            self._days[day] = None if table is None else device_days(table, self._order)
+        return self._days[day]
+
+    def files(self, day: date) -> list[ExportFile]:
+        """The day's PROGNOZA, daily and weekly files for every device in its daily_readings
+        (or those of `devices`); the weekly roll-up takes whichever of the 6 days before exist.
+        Nothing when the day itself has no readings."""
+        week = [day - timedelta(days=i) for i in range(WEEK - 1, -1, -1)]
+        for old in [d for d in self._days if d not in week]:
+            del self._days[old]
+        today = self._day(day)
+        if not today:
+            return []
+        grids = [g for g in (self._day(d) for d in week) if g]
+        files: list[ExportFile] = []
+        for device_id in sorted(today):
+            if self._devices is not None and device_id not in self._devices:
+                continue
+            own = today[device_id]
+            if own is not None:
+                prognoza = own.table(own.metrics, with_lead=True)
+                files.append(ExportFile(device_id, "prognoza", _csv(prognoza)))
+                daily = _header(["timestamp", *own.metrics]) + own.body(own.metrics)
+                files.append(ExportFile(device_id, "daily", daily))
+            days = [d for g in grids if (d := g.get(device_id)) is not None]
+            if days:
+                names = sorted({m for d in days for m in d.metrics})
+                metrics = self._order(device_id, names) if self._order else names
+                rows = b"".join(d.body(metrics) for d in days)
+                weekly = _header(["timestamp", *metrics]) + rows
+                files.append(ExportFile(device_id, "weekly", weekly))
+        return files
 
 
 def stored_day(data_dir: Path) -> DayLoader:
@@ -122,18 +199,3 @@ def stored_day(data_dir: Path) -> DayLoader:
         return read_day(data_dir, DAILY_READINGS, day, DAILY_READINGS_SCHEMA)
 
     return load
-
-
-def export_files(
-    day: date,
-    load: DayLoader,
-    devices: list[str] | None = None,
-    order: ColumnOrder | None = None,
-) -> list[ExportFile]:
-    """One local day's files; the weekly roll-up takes whichever of the 6 days before exist.
-    Nothing when the day itself has no readings."""
-    today = load(day)
-    if today is None or today.num_rows == 0:
-        return []
-    week = [t for t in (load(day - timedelta(days=i)) for i in range(6, 0, -1)) if t is not None]
-    return day_exports(today, pa.concat_tables([*week, today]), devices, order)
