@@ -48,13 +48,18 @@ def render_tunnel(name: str, doc: dict[str, Any]) -> str:
     return line
 
 
-def status_document(state: CollectorState) -> dict[str, Any]:
-    """The collector's live state as the lake's status document."""
+def status_document(
+    state: CollectorState, workers: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The collector's live state as the lake's status document; a parent passes its
+    `workers`, whose own documents hold the devices."""
     return lake_status.status_document(
         state.collector_id,
         state.pid,
         state.started_at,
-        {
+        {}
+        if workers is not None
+        else {
             d.device_id: lake_status.device_status(
                 d.state,
                 d.last_ack_ts,
@@ -80,6 +85,7 @@ def status_document(state: CollectorState) -> dict[str, Any]:
         disk_total_bytes=state.disk_total_bytes,
         vpn={name: tunnel_document(t) for name, t in state.vpn.items()},
         outputs=state.output_figures() if state.output_figures else {},
+        workers=workers,
     )
 
 

@@ -33,7 +33,7 @@ from energy_pipeline.collector.scheduler import Clock, SystemClock
 from energy_pipeline.collector.service import SinkFactory
 from energy_pipeline.collector.shards import shard_config, shard_id, split
 from energy_pipeline.collector.state import CollectorState, DeviceState
-from energy_pipeline.collector.status import tunnel_document
+from energy_pipeline.collector.status import status_document
 from energy_pipeline.config import Config
 from energy_pipeline.lake import status as lake_status
 from energy_pipeline.lake.disk import disk_space
@@ -333,21 +333,7 @@ class Parent:
                 )
                 for w in self.workers
             }
-            doc = lake_status.status_document(
-                st.collector_id,
-                st.pid,
-                st.started_at,
-                {},
-                updated_at=st.updated_at,
-                wal_backlog_bytes=st.wal_backlog_bytes,
-                wal_backlog_rows=st.wal_backlog_rows,
-                storage_error=st.storage_error,
-                disk_free_bytes=st.disk_free_bytes,
-                disk_total_bytes=st.disk_total_bytes,
-                vpn={name: tunnel_document(t) for name, t in st.vpn.items()},
-                outputs=st.output_figures() if st.output_figures else {},
-                workers=workers,
-            )
+            doc = status_document(st, workers)
             lake_status.write_status(self.config.data_dir, doc)
         except OSError as exc:
             log.debug("status file not written: %s", exc)
