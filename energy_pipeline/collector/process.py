@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from energy_pipeline.collector.heartbeat import watch
 from energy_pipeline.collector.routes import RoutesFactory
@@ -29,7 +29,6 @@ def run_service(
     """Poll `config.devices` as one collector. A worker passes `lifeline`, the read end of a
     pipe its parent holds: when the parent is gone (even after kill -9) it reads end of file,
     and the worker stops as on SIGTERM, sealing what it acknowledged."""
-    from energy_pipeline.collector.lock import CollectorRunning
     from energy_pipeline.drivers.registry import build_drivers
     from energy_pipeline.lake.device_state import StateFiles
 
@@ -40,12 +39,35 @@ def run_service(
     if sink_factory is not None:
         service.sinks.extend(sink_factory(config, service.state))
 
+    def keepalive(notifier: Notifier) -> Awaitable[None]:
+        interval = watchdog_interval(os.environ, os.getpid())
+        return watch(service.heartbeat, service.state, notifier, interval, service.clock)
+
+    if not serve(service.run, service.stop, keepalive, lifeline=lifeline):
+        return 1
+    return 1 if service.state.dropped_rows or service.landing.unwritten_rows else 0
+
+
+def serve(
+    body: Callable[[], Awaitable[None]],
+    halt: Callable[[], None],
+    keepalive: Callable[[Notifier], Awaitable[None]],
+    *,
+    lifeline: int | None = None,
+) -> bool:
+    """Run `body` on a fresh event loop until it returns. SIGTERM, SIGINT and (for a worker)
+    end of file on `lifeline` tell systemd STOPPING, then `halt`; under systemd (NOTIFY_SOCKET)
+    `keepalive` runs beside `body` for READY and watchdog pings. A collector and its parent
+    share this so both stop and report the same way. False when another collector holds the
+    lock."""
+    from energy_pipeline.collector.lock import CollectorRunning
+
     notifier = Notifier.from_environ()
 
     def stop() -> None:
         if notifier is not None:
             notifier.send(message(STOPPING))
-        service.stop()
+        halt()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -53,26 +75,22 @@ def run_service(
             loop.add_signal_handler(sig, stop)
         if lifeline is not None:
             await watch_lifeline(lifeline, stop)
-        if notifier is None:
-            await service.run()
-            return
-        interval = watchdog_interval(os.environ, os.getpid())
-        watchdog = asyncio.create_task(
-            watch(service.heartbeat, service.state, notifier, interval, service.clock)
-        )
+        beside = asyncio.create_task(keepalive(notifier)) if notifier is not None else None
         try:
-            await service.run()
+            await body()
         finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-            notifier.close()
+            if beside is not None:
+                beside.cancel()
+                await asyncio.gather(beside, return_exceptions=True)
+            if notifier is not None:
+                notifier.close()
 
     try:
         asyncio.run(main())
     except CollectorRunning as exc:
         log.error("%s", exc)
-        return 1
-    return 1 if service.state.dropped_rows or service.landing.unwritten_rows else 0
+        return False
+    return True
 
 
 async def watch_lifeline(fd: int, on_eof: Callable[[], None]) -> None:

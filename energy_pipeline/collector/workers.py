@@ -26,8 +26,8 @@ from datetime import datetime
 from energy_pipeline.collector.adopt import adopt, adopt_orphans
 from energy_pipeline.collector.landing import utc
 from energy_pipeline.collector.link import LinkSink, Offer, read_link
-from energy_pipeline.collector.lock import CollectorLock, CollectorRunning
-from energy_pipeline.collector.process import run_service
+from energy_pipeline.collector.lock import CollectorLock
+from energy_pipeline.collector.process import run_service, serve
 from energy_pipeline.collector.routes import RoutesFactory
 from energy_pipeline.collector.scheduler import Clock, SystemClock
 from energy_pipeline.collector.service import SinkFactory
@@ -39,7 +39,7 @@ from energy_pipeline.lake import status as lake_status
 from energy_pipeline.lake.disk import disk_space
 from energy_pipeline.lake.layout import status_path
 from energy_pipeline.lake.status import worker_status
-from energy_pipeline.ops.notify import READY, STOPPING, WATCHDOG, Notifier, message
+from energy_pipeline.ops.notify import READY, WATCHDOG, Notifier, message
 from energy_pipeline.ops.notify import watchdog_interval as notify_interval
 from energy_pipeline.sinks import OutcomeSink
 
@@ -351,12 +351,6 @@ def run_parent(
     parent = Parent(config, count, verbose=verbose)
     if sink_factory is not None:
         parent.sinks.extend(sink_factory(config, parent.state))
-    notifier = Notifier.from_environ()
-
-    def stop() -> None:
-        if notifier is not None:
-            notifier.send(message(STOPPING))
-        parent.stop()
 
     async def pings(notifier: Notifier) -> None:
         interval = notify_interval(os.environ, os.getpid())
@@ -365,26 +359,7 @@ def run_parent(
             await asyncio.sleep(interval or STATUS_EVERY * 10)
             notifier.send(message(WATCHDOG, status=parent.summary()))
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
-        ping = asyncio.create_task(pings(notifier)) if notifier is not None else None
-        try:
-            await parent.run()
-        finally:
-            if ping is not None:
-                ping.cancel()
-                await asyncio.gather(ping, return_exceptions=True)
-            if notifier is not None:
-                notifier.close()
-
-    try:
-        asyncio.run(main())
-    except CollectorRunning as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+    return 0 if serve(parent.run, parent.stop, pings) else 1
 
 
 def run_worker(
