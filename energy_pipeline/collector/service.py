@@ -38,6 +38,7 @@ from energy_pipeline.collector.scheduler import (
 )
 from energy_pipeline.collector.state import CollectorState, DeviceState
 from energy_pipeline.config import Config, Device
+from energy_pipeline.deadlines import budget
 from energy_pipeline.drivers.base import DeviceError, Driver
 from energy_pipeline.readings import PollOutcome
 from energy_pipeline.sinks import OutcomeSink
@@ -283,7 +284,7 @@ class CollectorService:
             try:
                 if blocked is not None:
                     raise _RouteDown(blocked)
-                async with asyncio.timeout(worker.budget):
+                async with budget(worker.budget):
                     sample = await worker.driver.read()
             except _RouteDown as exc:
                 error, kind = str(exc), VPN_DOWN

@@ -20,6 +20,7 @@ import asyncio
 
 import numpy as np
 
+from energy_pipeline.deadlines import Deadlines, deadlines
 from energy_pipeline.drivers.modbus.mbap import (
     FUNCTION,
     HEADER_SIZE,
@@ -45,6 +46,7 @@ class TcpLink(asyncio.Protocol):
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
         self._transport: asyncio.Transport | None = None
         self._lost = False
         self._buffer = b""
@@ -63,6 +65,7 @@ class TcpLink(asyncio.Protocol):
     async def connect(self) -> bool:
         """True once connected (the pymodbus client's contract); OSError if refused."""
         self._loop = asyncio.get_running_loop()
+        self._deadlines = deadlines(self._loop)
         await self._loop.create_connection(lambda: self, self.host, self.port)
         return True
 
@@ -76,19 +79,18 @@ class TcpLink(asyncio.Protocol):
     ) -> np.ndarray:
         """Words (uint16) or bits (0/1) of one read; the exceptions of `mbap`, NoReply,
         ConnectionError."""
-        transport, loop = self._transport, self._loop
-        if transport is None or loop is None or self._lost:
+        transport, loop, slots = self._transport, self._loop, self._deadlines
+        if transport is None or loop is None or slots is None or self._lost:
             raise ConnectionError("not connected")
         self._transaction = self._transaction % 0xFFFF + 1
         self._unit, self._function, self._count = unit, FUNCTION[register_type], count
         self.received = 0
         pending = self._pending = loop.create_future()
         transport.write(read_request(self._transaction, unit, register_type, start, count))
-        timer = loop.call_at(loop.time() + timeout, self._time_out, pending)
+        slots.call_at(loop.time() + timeout, lambda: self._time_out(pending))
         try:
             return await pending
         finally:
-            timer.cancel()
             self._pending = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
