@@ -88,6 +88,7 @@ class ModbusDriver(Driver):
         total = sum(b.count for b in blocks)
         pad = max((p.width for p in self._points if p.name not in where), default=0)
         self._size = total + pad
+        self._whole = len(blocks) == 1 and pad == 0  # the one reply is the poll's words
         decoded = [p for p in self._points if p.data_type != "string" or p.name in where]
         self._decoder = BlockDecoder(decoded, [where.get(p.name, total) for p in decoded])
         self._missing = np.array(
@@ -143,6 +144,16 @@ class ModbusDriver(Driver):
         raise last
 
     async def _poll(self) -> np.ndarray:
+        if self._whole:
+            try:
+                got = await self.bus.read(
+                    self.device_id, self.unit_id, self.blocks[0], self.timeout
+                )
+            except DeviceExceptionReply as exc:
+                if exc.code != ILLEGAL_ADDRESS:
+                    raise
+                return await self._recover(0, np.zeros(self._size, dtype=WORDS), exc)
+            return np.asarray(got, dtype=WORDS)
         words = np.zeros(self._size, dtype=WORDS)
         for i, (block, offset) in enumerate(zip(self.blocks, self._offsets, strict=True)):
             try:
