@@ -2,24 +2,32 @@
 snapshot of the worker's live state, so the parent alone serves the live outputs (one
 dashboard, one /metrics, one MQTT connection for the whole site).
 
-A frame is `length | pickle`. Pickle is safe here: both ends are this program, and the pipe is
-created by the parent for its own child. The link is best effort, like every live output: a
-parent that reads too slowly makes the worker drop offers (counted), never wait, and a parent
-that is gone makes writes fail quietly — the lake never depends on the link.
+A frame is `length | pickle` of the worker's state and its outcomes laid out by column: a
+device state as a tuple, the values of all devices as one float64 buffer, each device's value
+names only the first time or when its plan changed. Pickling the objects themselves (a numpy
+array per outcome, a dataclass per device state) cost a worker 14 ms a tick per 1,000 devices
+on the event loop that also starts the reads, and the parent 9 ms to load; by column, 3 and 3.
+Pickle is safe here: both ends are this program, and the pipe is created by the parent for its
+own child. The link is best effort, like every live output: a parent that reads too slowly
+makes the worker drop offers (counted), never wait, and a parent that is gone makes writes
+fail quietly — the lake never depends on the link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import os
 import pickle
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
-from energy_pipeline.collector.state import CollectorState
-from energy_pipeline.readings import PollOutcome
+import numpy as np
+
+from energy_pipeline.collector.state import CollectorState, DeviceState
+from energy_pipeline.readings import PollOutcome, Sample
 
 log = logging.getLogger("energy_pipeline.collector")
 
@@ -37,16 +45,65 @@ class Offer:
     outcomes: list[PollOutcome]
 
 
-def encode(offer: Offer) -> bytes:
-    body = pickle.dumps(offer, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(body)) + body
+class OfferEncoder:
+    """The worker's end: remembers whose value names the parent already has."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, tuple[str, ...]] = {}
+
+    def encode(self, offer: Offer) -> bytes:
+        """The frame for `offer`; call only for a frame that is then written."""
+        outcomes = offer.outcomes
+        lengths: list[int] = []
+        arrays: list[np.ndarray] = []
+        names: dict[str, tuple[str, ...]] = {}
+        extras: dict[int, tuple[dict[str, str], object]] = {}
+        for i, o in enumerate(outcomes):
+            sample = o.sample
+            if sample is None:
+                lengths.append(-1)
+                continue
+            lengths.append(len(sample.values))
+            arrays.append(sample.values)
+            if self._names.get(o.device_id) is not sample.names:
+                names[o.device_id] = sample.names
+            if sample.attributes or sample.backfill is not None:
+                extras[i] = (sample.attributes, sample.backfill)
+        self._names.update(names)
+        values = np.concatenate(arrays).astype(np.float64, copy=False) if arrays else _NONE
+        state = offer.state
+        columns = (
+            replace(state, devices={}),
+            [_device_row(d) for d in state.devices.values()],
+            [o.device_id for o in outcomes],
+            [o.ts for o in outcomes],
+            [o.started_at for o in outcomes],
+            [o.finished_at for o in outcomes],
+            [o.attempts for o in outcomes],
+            [o.error for o in outcomes],
+            [o.error_kind for o in outcomes],
+            lengths,
+            values.tobytes(),
+            names,
+            extras,
+        )
+        body = pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
+        return _LENGTH.pack(len(body)) + body
+
+
+_NONE = np.zeros(0, np.float64)
+_device_row = operator.attrgetter(*(f.name for f in fields(DeviceState)))
+"""A device's state as one tuple in field order: a C call, where pickling the dataclass runs
+its Python __getstate__ per device."""
 
 
 class FrameReader:
-    """Splits a byte stream into offers; a frame that does not decode ends the stream."""
+    """The parent's end: splits a byte stream into offers; a frame that does not decode ends
+    the stream."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._names: dict[str, tuple[str, ...]] = {}
         self.broken: str | None = None
 
     def feed(self, data: bytes) -> list[Offer]:
@@ -65,15 +122,37 @@ class FrameReader:
             body = bytes(self._buffer[_LENGTH.size : end])
             del self._buffer[:end]
             try:
-                offer = pickle.loads(body)
+                offers.append(self._decode(pickle.loads(body)))
             except Exception as exc:
                 self.broken = f"undecodable frame: {type(exc).__name__}: {exc}"
                 return offers
-            if not isinstance(offer, Offer):
-                self.broken = f"unexpected {type(offer).__name__} on the link"
-                return offers
-            offers.append(offer)
         return offers
+
+    def _decode(self, columns: tuple) -> Offer:
+        (state, devices, ids, ts, started, finished, attempts, errors, kinds) = columns[:9]
+        lengths, raw, names, extras = columns[9:]
+        if not isinstance(state, CollectorState):
+            raise TypeError(f"state is a {type(state).__name__}")
+        state.devices = {row[0]: DeviceState(*row) for row in devices}
+        self._names.update(names)
+        values = np.frombuffer(raw, np.float64)
+        outcomes: list[PollOutcome] = []
+        at = 0
+        for i, dev in enumerate(ids):
+            sample = None
+            n = lengths[i]
+            if n >= 0:
+                attributes, backfill = extras.get(i, ({}, None))
+                sample = Sample(self._names[dev], values[at : at + n], attributes, backfill)
+                at += n
+            outcomes.append(
+                PollOutcome(
+                    dev, ts[i], started[i], finished[i], attempts[i], sample, errors[i], kinds[i]
+                )
+            )
+        if at != len(values):
+            raise ValueError(f"{len(values) - at} values left over")
+        return Offer(state, outcomes)
 
 
 class LinkSink:
@@ -83,6 +162,7 @@ class LinkSink:
         self.fd = fd
         self.state = state
         self.dropped = 0
+        self._encoder = OfferEncoder()
         self._transport: asyncio.WriteTransport | None = None
 
     async def start(self) -> None:
@@ -97,7 +177,7 @@ class LinkSink:
         if transport.get_write_buffer_size() > MAX_BUFFERED:
             self.dropped += 1
             return
-        transport.write(encode(Offer(self.state, list(outcomes))))
+        transport.write(self._encoder.encode(Offer(self.state, list(outcomes))))
 
     async def stop(self) -> None:
         if self._transport is not None:
