@@ -119,14 +119,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
     from energy_pipeline.catalog import build_catalog
+    from energy_pipeline.catalog.tables import sql_tables
     from energy_pipeline.lake.warehouse import query
     from energy_pipeline.transforms.warehouse import TABLES, render
 
     config = _config(args)
     try:
-        header, rows = query(
-            config.data_dir, args.query, TABLES, build_catalog(config).sql_tables()
-        )
+        header, rows = query(config.data_dir, args.query, TABLES, sql_tables(build_catalog(config)))
     except duckdb.Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -141,43 +140,10 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-class _Refused:
-    """A `sys.meta_path` finder under which importing any of `names` (or their submodules)
-    fails as if they were not installed."""
-
-    def __init__(self, *names: str) -> None:
-        self.names = names
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if any(name == n or name.startswith(f"{n}.") for n in self.names):
-            raise ModuleNotFoundError(f"{name} is kept out of the collector", name=name)
-
-
-COLLECT_REFUSED = (
-    "pandas",
-    "pyarrow._s3fs",
-    "pyarrow._gcsfs",
-    "pyarrow._azurefs",
-    "pyarrow._hdfs",
-)
-"""What the 24/7 collector never loads although pyarrow would: pyarrow imports pandas on its
-first array conversion whenever pandas is installed (~25 MB RSS), and `pyarrow.parquet` loads
-every remote file system it was built with (S3 alone maps 7 MB and libcrypto) though the
-collector writes a local folder. pyarrow treats both as optional and carries on without them.
-`sys.modules[name] = None` is not enough: pyarrow's pandas shim then fails with AttributeError
-instead of the ImportError it handles."""
-
-
-COLLECT_MEMORY_POOL = "system"
-"""Arrow's allocator in the collector: glibc's, not the wheel's mimalloc, which keeps the pages
-each minute's seal frees (~20 MB more RSS at 100 devices, measured with bench/bench_peers.py).
-Arrow reads the choice once, as pyarrow is imported; `ARROW_DEFAULT_MEMORY_POOL` set by the
-user wins."""
-
-
 def cmd_collect(args: argparse.Namespace) -> int:
-    sys.meta_path.insert(0, _Refused(*COLLECT_REFUSED))
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", COLLECT_MEMORY_POOL)
+    from energy_pipeline.collector.imports import refuse_unused
+
+    refuse_unused()
     from energy_pipeline.ops.vpn.manager import collector_routes
 
     config = _config(args, log_file_allowed=args.worker is None)

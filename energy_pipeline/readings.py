@@ -1,4 +1,4 @@
-"""The reading record and the Arrow schemas of the lake's landing tables, defined once.
+"""The reading record: what a driver hands back and the collector lands and publishes.
 
 A driver hands back one `Sample` per poll: metric names as a tuple that stays the same object
 from poll to poll, and values as a float64 array in the same order. Invalid values are NaN in
@@ -8,7 +8,10 @@ over readings in Python.
 A driver that can recover readings it missed (a smart meter's 30-minute history after an
 outage) hands them back in `Sample.backfill`: rows stamped at their own past instants, which the
 collector lands through the same write-ahead log and sealing as the poll's own readings. They
-are a table rather than more names and values because each row has its own instant.
+are rows rather than more names and values because each row has its own instant.
+
+Nothing here is Arrow: the long-running collector holds these and never imports it. The lake's
+Arrow schemas are in `lake.schemas`.
 """
 
 from __future__ import annotations
@@ -18,51 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import pyarrow as pa
-
-TS_TYPE = pa.timestamp("us", tz="UTC")
-
-RAW_SCHEMA = pa.schema(
-    [
-        pa.field("ts", TS_TYPE, nullable=False),
-        pa.field("device_id", pa.string(), nullable=False),
-        pa.field("metric", pa.string(), nullable=False),
-        pa.field("value", pa.float64(), nullable=False),
-    ]
-)
-
-BACKFILL_SCHEMA = pa.schema([RAW_SCHEMA.field(name) for name in ("ts", "metric", "value")])
-"""`Sample.backfill`: RAW_SCHEMA without the device, which the collector adds."""
-
-_DICT = pa.dictionary(pa.int32(), pa.string())
-WAL_RAW_SCHEMA = pa.schema(
-    [
-        pa.field("ts", TS_TYPE, nullable=False),
-        pa.field("device_id", _DICT, nullable=False),
-        pa.field("metric", _DICT, nullable=False),
-        pa.field("value", pa.float64(), nullable=False),
-    ]
-)
-"""RAW_SCHEMA with dictionary-encoded strings: what the WAL, the collector's buffer and
-simulated history hand to the lake writer."""
-
-POLLS_SCHEMA = pa.schema(
-    [
-        pa.field("ts", TS_TYPE, nullable=False),
-        pa.field("device_id", pa.string(), nullable=False),
-        pa.field("ok", pa.bool_(), nullable=False),
-        pa.field("started_at", TS_TYPE, nullable=False),
-        pa.field("finished_at", TS_TYPE, nullable=False),
-        pa.field("latency_ms", pa.float64(), nullable=False),
-        pa.field("attempts", pa.int32(), nullable=False),
-        pa.field("error", pa.string(), nullable=True),
-    ]
-)
-
-
-def plain_raw(table: pa.Table) -> pa.Table:
-    """The lake's RAW_SCHEMA (plain strings) from the dictionary-encoded form."""
-    return table.cast(RAW_SCHEMA)
 
 
 class Dictionary:
@@ -71,39 +29,44 @@ class Dictionary:
 
     def __init__(self) -> None:
         self._codes: dict[str, int] = {}
-        self._values: list[str] = []
-        self._array: pa.Array | None = None
+        self.values: list[str] = []
 
     def code(self, value: str) -> int:
         code = self._codes.get(value)
         if code is None:
-            code = self._codes[value] = len(self._values)
-            self._values.append(value)
-            self._array = None
+            code = self._codes[value] = len(self.values)
+            self.values.append(value)
         return code
 
     def codes(self, values: Sequence[str]) -> np.ndarray:
         return np.fromiter((self.code(v) for v in values), dtype=np.int32, count=len(values))
 
-    @property
-    def array(self) -> pa.Array:
-        if self._array is None:
-            self._array = pa.array(self._values, type=pa.string())
-        return self._array
+
+@dataclass(slots=True)
+class Backfill:
+    """Readings of earlier instants, one row each: `ts_us` (int64 µs since the epoch, UTC),
+    `metrics` (a name per row) and `values` (float64) line up."""
+
+    ts_us: np.ndarray
+    metrics: tuple[str, ...]
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.metrics)
 
 
 @dataclass(slots=True)
 class Sample:
     """One poll's values. `names` and `values` line up; NaN marks an invalid reading.
 
-    `backfill` (BACKFILL_SCHEMA) holds readings of earlier instants the device still had; live
+    `backfill` holds readings of earlier instants the device still had; live
     outputs ignore it, the lake keeps it.
     """
 
     names: tuple[str, ...]
     values: np.ndarray
     attributes: dict[str, str] = field(default_factory=dict)
-    backfill: pa.Table | None = None
+    backfill: Backfill | None = None
 
     def valid_values(self) -> dict[str, float]:
         """The readable form for people and JSON (not used on the collector's hot path)."""

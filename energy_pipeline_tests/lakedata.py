@@ -13,7 +13,7 @@ import pyarrow as pa
 from energy_pipeline.config import Config
 from energy_pipeline.lake.files import atomic_write_json, atomic_write_parquet
 from energy_pipeline.lake.layout import RAW_READINGS, hour_dir, status_path
-from energy_pipeline.readings import RAW_SCHEMA
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline_tests.kit.sites import load_site
 
 Row = tuple[datetime, str, str, float]

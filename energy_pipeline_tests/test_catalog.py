@@ -15,6 +15,7 @@ import pytest
 import energy_pipeline.profiles.model as schema
 from energy_pipeline.catalog import Catalog, build_catalog
 from energy_pipeline.catalog.build import family_metrics
+from energy_pipeline.catalog.tables import bounds_table
 from energy_pipeline.config import Config
 from energy_pipeline.drivers.luxtronik.decode import layout
 from energy_pipeline.live import build_outputs
@@ -98,7 +99,7 @@ def test_every_builtin_metric_has_one_meaning(tmp_path: Path) -> None:
     series = [(d, m) for d, names in reported.items() for m in names]
     bounds = {
         (row["device_id"], row["metric"]): row["is_counter"]
-        for row in catalog.bounds_table(series).to_pylist()
+        for row in bounds_table(catalog, series).to_pylist()
     }
     mqtt = MqttSink(config.outputs.mqtt, config, live.store.meta)  # type: ignore[arg-type]
     for device_id, names in reported.items():

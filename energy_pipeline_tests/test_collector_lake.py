@@ -1,8 +1,11 @@
-"""Encoding, the write-ahead log and sealing: the durable path, on real files."""
+"""Encoding, the write-ahead log and sealing: the durable path, on real files and, for the
+seal, a real process."""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,11 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from energy_pipeline.collector import sealjob
 from energy_pipeline.collector.encode import OutcomeEncoder
-from energy_pipeline.collector.sealer import Sealer
+from energy_pipeline.collector.frames import Payload, unpack
+from energy_pipeline.collector.sealer import Sealer, run_job
 from energy_pipeline.collector.wal import WriteAheadLog, decode_frames, encode_frame
-from energy_pipeline.lake.seal import HOUR_US, MINUTE_US, LakeWriter, split_periods
-from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, PollOutcome, Sample
+from energy_pipeline.lake.layout import HOUR_US, MINUTE_US
+from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_DICT_SCHEMA, RAW_SCHEMA, TS_TYPE
+from energy_pipeline.lake.seal import split_periods
+from energy_pipeline.readings import PollOutcome, Sample
 
 NAMES = ("voltage_l1_n", "current_l1", "power_active_total")
 T0 = 1_763_870_400.0  # 2025-11-23T04:00:00Z, a minute boundary
@@ -37,6 +44,10 @@ def lake_rows(data_dir: Path, table: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else pa.table({})
 
 
+def decoded(encoded) -> Payload:
+    return unpack(encoded.payload)
+
+
 def test_encoder_drops_nan_vectorised_and_counts_per_device():
     enc = OutcomeEncoder()
     encoded = enc.encode(
@@ -47,44 +58,57 @@ def test_encoder_drops_nan_vectorised_and_counts_per_device():
         ]
     )
     assert encoded.invalid == {"a": 1, "b": 2}
-    raw = pa.Table.from_batches([encoded.raw]).cast(RAW_SCHEMA)
-    assert raw.column("value").to_pylist() == [1.0, 3.0, 6.0]
-    assert raw.column("metric").to_pylist() == [
+    assert (encoded.raw_rows, encoded.poll_rows) == (3, 3)
+    p = decoded(encoded)
+    assert p.raw.value.tolist() == [1.0, 3.0, 6.0]
+    assert [p.metrics[c] for c in p.raw.metric] == [
         "voltage_l1_n",
         "power_active_total",
         "power_active_total",
     ]
-    assert raw.column("device_id").to_pylist() == ["a", "a", "b"]
-    polls = pa.Table.from_batches([encoded.polls])
-    assert polls.column("ok").to_pylist() == [True, True, False]
-    assert polls.column("attempts").to_pylist() == [1, 1, 3]
-    assert polls.column("error").to_pylist() == [None, None, "dev: timeout"]
+    assert [p.devices[c] for c in p.raw.device] == ["a", "a", "b"]
+    assert [p.devices[c] for c in p.polls.device] == ["a", "b", "c"]
+    assert p.polls.ok.tolist() == [1, 1, 0]
+    assert p.polls.attempts.tolist() == [1, 1, 3]
+    assert p.polls.error == [None, None, "dev: timeout"]
+    assert p.polls.ts_us.tolist() == [int(T0 * 1e6)] * 3
+
+
+def test_a_payload_carries_the_dictionaries_so_each_frame_decodes_alone():
+    enc = OutcomeEncoder()
+    enc.encode([outcome("a", T0)])
+    later = decoded(enc.encode([outcome("ü-b", T0 + 1, names=("zählerstand",), values=(1.5,))]))
+    assert later.devices == ["a", "ü-b"] and later.metrics == [*NAMES, "zählerstand"]
+    assert [later.metrics[c] for c in later.raw.metric] == ["zählerstand"]
+
+
+def test_a_payload_that_is_cut_or_padded_is_refused():
+    whole = OutcomeEncoder().encode([outcome("a", T0), failed("b", T0)]).payload
+    for bad in (whole[:-1], whole + b"x", whole[:10], b""):
+        with pytest.raises(ValueError):
+            unpack(bad)
+
+
+def segment_payloads(path: Path) -> list[Payload]:
+    return [unpack(payload) for _, payload in decode_frames(path.read_bytes())]
 
 
 def test_wal_frames_round_trip_and_a_torn_tail_is_ignored(tmp_path):
     enc = OutcomeEncoder()
     wal = WriteAheadLog(tmp_path / "wal")
-    frames = [enc.encode([outcome("a", T0 + i)]) for i in range(3)]
-    for e in frames:
-        wal.append(encode_frame(e.raw, e.polls))
+    frames = [encode_frame(enc.encode([outcome("a", T0 + i)]).payload) for i in range(3)]
+    for f in frames:
+        wal.append(f)
     wal.close()
     path = wal.path(wal.segment)
-    data = path.read_bytes()
-    path.write_bytes(data + encode_frame(frames[0].raw, frames[0].polls)[:-7])  # torn write
-    replayed = list(WriteAheadLog(tmp_path / "wal").replay())
-    assert len(replayed) == 3
-    assert [f.polls.column("ts").to_pylist()[0].timestamp() for f in replayed] == [
-        T0,
-        T0 + 1,
-        T0 + 2,
-    ]
+    path.write_bytes(path.read_bytes() + frames[0][:-7])  # torn write
+    replayed = segment_payloads(path)
+    assert [p.polls.ts_us[0] / 1e6 for p in replayed] == [T0, T0 + 1, T0 + 2]
 
 
 def test_wal_corrupt_frame_stops_replay_there():
-    enc = OutcomeEncoder()
-    a = enc.encode([outcome("a", T0)])
-    frame = bytearray(encode_frame(a.raw, a.polls))
-    good = bytes(frame)
+    good = encode_frame(OutcomeEncoder().encode([outcome("a", T0)]).payload)
+    frame = bytearray(good)
     frame[-3] ^= 0xFF
     assert len(list(decode_frames(good + bytes(frame) + good))) == 1
 
@@ -92,8 +116,7 @@ def test_wal_corrupt_frame_stops_replay_there():
 def test_wal_cuts_back_a_failed_write_so_later_frames_stay_readable(tmp_path, monkeypatch):
     enc = OutcomeEncoder()
     wal = WriteAheadLog(tmp_path / "wal")
-    first = enc.encode([outcome("a", T0)])
-    wal.append(encode_frame(first.raw, first.polls))
+    wal.append(encode_frame(enc.encode([outcome("a", T0)]).payload))
     real_write = os.write
 
     def half_then_fail(fd, data):
@@ -101,31 +124,53 @@ def test_wal_cuts_back_a_failed_write_so_later_frames_stay_readable(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "write", half_then_fail)
-    second = enc.encode([outcome("a", T0 + 1)])
+    second = encode_frame(enc.encode([outcome("a", T0 + 1)]).payload)
     with pytest.raises(OSError):
-        wal.append(encode_frame(second.raw, second.polls))
+        wal.append(second)
     monkeypatch.setattr(os, "write", real_write)
-    wal.append(encode_frame(second.raw, second.polls))
+    wal.append(second)
     wal.close()
-    replayed = list(WriteAheadLog(tmp_path / "wal").replay())
-    assert [f.polls.num_rows for f in replayed] == [1, 1]
+    assert [len(p.polls.ts_us) for p in segment_payloads(wal.path(wal.segment))] == [1, 1]
 
 
 def test_split_periods_groups_by_minute_keeping_order():
-    enc = OutcomeEncoder()
-    e = enc.encode([outcome("a", T0 + 70), outcome("a", T0 + 5), outcome("b", T0 + 65)])
-    parts = split_periods(pa.Table.from_batches([e.raw]), MINUTE_US)
+    rows = pa.table(
+        {
+            "ts": pa.array([int((T0 + s) * 1e6) for s in (70, 5, 65)], TS_TYPE),
+            "device_id": ["a", "a", "b"],
+        }
+    )
+    parts = split_periods(rows, MINUTE_US)
     assert [start for start, _ in parts] == [int(T0 * 1e6), int(T0 * 1e6) + MINUTE_US]
-    assert [p.num_rows for _, p in parts] == [3, 6]
-    assert len(split_periods(pa.Table.from_batches([e.raw]), HOUR_US)) == 1
+    assert [p["device_id"].to_pylist() for _, p in parts] == [["a"], ["a", "b"]]
+    assert len(split_periods(rows, HOUR_US)) == 1
+
+
+class Site:
+    """A collector's WAL folder and a sealer over it, the seal job run in this process (one
+    test below runs it as the real process)."""
+
+    def __init__(self, root: Path, collector_id: str = "main"):
+        self.root = root
+        self.enc = OutcomeEncoder()
+        self.wal = WriteAheadLog(root / f"wal-{collector_id}")
+        self.sealer = Sealer(root, collector_id, self.wal.path, run=sealjob.run)
+
+    def commit(self, outcomes: list[PollOutcome]) -> None:
+        e = self.enc.encode(outcomes)
+        seq = self.wal.append(encode_frame(e.payload))
+        last = max(int(o.ts.timestamp() * 1e6) for o in outcomes)
+        self.sealer.add(seq, e.raw_rows + e.poll_rows, last)
+
+    def seal(self, before_us: int | None) -> int:
+        self.wal.rotate()
+        return self.sealer.seal(before_us).files
 
 
 def test_sealing_writes_one_file_per_minute_named_by_collector(tmp_path):
-    enc = OutcomeEncoder()
-    sealer = Sealer(LakeWriter(tmp_path, "main"))
-    e = enc.encode([outcome("a", T0 + s) for s in (0, 30, 60, 90)] + [failed("b", T0 + 61)])
-    sealer.add(1, pa.Table.from_batches([e.raw]), pa.Table.from_batches([e.polls]))
-    sealer.seal(int(T0 * 1e6) + MINUTE_US)  # only the first minute is complete
+    site = Site(tmp_path)
+    site.commit([outcome("a", T0 + s) for s in (0, 30, 60, 90)] + [failed("b", T0 + 61)])
+    assert site.seal(int(T0 * 1e6) + MINUTE_US) == 2  # only the first minute is complete
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet"))
     assert files == [
         "polls/date=2025-11-23/hour=04/main-20251123T0400.parquet",
@@ -133,21 +178,36 @@ def test_sealing_writes_one_file_per_minute_named_by_collector(tmp_path):
     ]
     assert pq.read_schema(tmp_path / files[1]).remove_metadata() == RAW_SCHEMA
     assert pq.read_schema(tmp_path / files[0]).remove_metadata() == POLLS_SCHEMA
-    assert sealer.rows == 2 * 3 + 3  # second minute kept: 2 polls x 3 readings, 3 poll rows
-    assert sealer.watermark_us == int(T0 * 1e6) + MINUTE_US
+    assert site.sealer.rows == 2 * 3 + 3  # second minute kept: 2 polls x 3 readings, 3 poll rows
+    assert site.sealer.watermark_us == int(T0 * 1e6) + MINUTE_US
+    assert site.sealer.oldest_segment() == 0  # its segment still holds the second minute
+    site.seal(None)
+    assert site.sealer.segments == {}
+    polls = lake_rows(tmp_path, "polls")
+    errors = dict(zip(polls["device_id"].to_pylist(), polls["error"].to_pylist(), strict=True))
+    assert polls.num_rows == 5 and errors == {"a": None, "b": "dev: timeout"}
+
+
+def test_a_segment_sealed_in_parts_lands_each_row_once(tmp_path):
+    site = Site(tmp_path)
+    site.commit([outcome("a", T0 + s) for s in range(0, 180, 20)])
+    for minute in (1, 2, 3):
+        site.seal(int(T0 * 1e6) + minute * MINUTE_US)
+    assert site.sealer.segments == {}
+    raw = lake_rows(tmp_path, "raw_readings")
+    assert raw.num_rows == 9 * 3
+    assert len(set(zip(raw["ts"].to_pylist(), raw["metric"].to_pylist(), strict=True))) == 27
 
 
 def test_sealing_twice_and_replaying_never_duplicates(tmp_path):
-    enc = OutcomeEncoder()
-    batch = enc.encode([outcome(d, T0 + s) for d in "ab" for s in range(0, 60, 5)])
+    batch = [outcome(d, T0 + s) for d in "ab" for s in range(0, 60, 5)]
     for _ in range(3):  # e.g. a crash after sealing, before the WAL segment was deleted
-        sealer = Sealer(LakeWriter(tmp_path, "main"))
-        sealer.add(1, pa.Table.from_batches([batch.raw]), pa.Table.from_batches([batch.polls]))
-        sealer.seal(None)
-    late = enc.encode([outcome("c", T0 + 30)])  # a poll that finished after its minute sealed
-    sealer.add(2, pa.Table.from_batches([late.raw]), pa.Table.from_batches([late.polls]))
-    sealer.seal(None)
-    raw = lake_rows(tmp_path, "raw_readings")
+        site = Site(tmp_path / "site")
+        site.commit(batch)
+        site.seal(None)
+    site.commit([outcome("c", T0 + 30)])  # a poll that finished after its minute sealed
+    site.seal(None)
+    raw = lake_rows(tmp_path / "site", "raw_readings")
     keys = list(
         zip(
             raw.column("device_id").to_pylist(),
@@ -157,19 +217,87 @@ def test_sealing_twice_and_replaying_never_duplicates(tmp_path):
         )
     )
     assert len(keys) == len(set(keys)) == (2 * 12 + 1) * 3
-    assert lake_rows(tmp_path, "polls").num_rows == 2 * 12 + 1
-    assert len(list(tmp_path.rglob("*.parquet"))) == 2
+    assert lake_rows(tmp_path / "site", "polls").num_rows == 2 * 12 + 1
+    assert len(list((tmp_path / "site").rglob("*.parquet"))) == 2
 
 
 def test_other_collectors_files_are_never_touched(tmp_path):
-    enc = OutcomeEncoder()
-    e = enc.encode([outcome("a", T0)])
     for cid in ("main", "shard2"):
-        s = Sealer(LakeWriter(tmp_path, cid))
-        s.add(1, pa.Table.from_batches([e.raw]), pa.Table.from_batches([e.polls]))
-        s.seal(None)
+        site = Site(tmp_path, cid)
+        site.commit([outcome("a", T0)])
+        site.seal(None)
     names = sorted(p.name for p in (tmp_path / "raw_readings").rglob("*.parquet"))
     assert names == ["main-20251123T0400.parquet", "shard2-20251123T0400.parquet"]
+
+
+def arrow_frame(outcomes: list[PollOutcome]) -> bytes:
+    """A frame as collectors before the packed payload wrote it: two Arrow IPC streams."""
+
+    def stream(table: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    raw = pa.table(
+        {
+            "ts": pa.array([o.ts for o in outcomes for _ in o.sample.names], TS_TYPE),
+            "device_id": [o.device_id for o in outcomes for _ in o.sample.names],
+            "metric": [n for o in outcomes for n in o.sample.names],
+            "value": [float(v) for o in outcomes for v in o.sample.values],
+        },
+        schema=RAW_SCHEMA,
+    ).cast(RAW_DICT_SCHEMA)
+    polls = pa.table(
+        {
+            "ts": [o.ts for o in outcomes],
+            "device_id": [o.device_id for o in outcomes],
+            "ok": [o.ok for o in outcomes],
+            "started_at": [o.started_at for o in outcomes],
+            "finished_at": [o.finished_at for o in outcomes],
+            "latency_ms": [o.latency_ms for o in outcomes],
+            "attempts": [o.attempts for o in outcomes],
+            "error": [o.error for o in outcomes],
+        },
+        schema=POLLS_SCHEMA,
+    )
+    raw_bytes = stream(raw)
+    payload = struct.pack("<I", len(raw_bytes)) + raw_bytes + stream(polls)
+    return struct.pack("<4sII", b"EPW1", len(payload), zlib.crc32(payload)) + payload
+
+
+def test_a_log_left_by_an_arrow_era_collector_still_lands(tmp_path):
+    site = Site(tmp_path)
+    site.wal.append(arrow_frame([outcome("old", T0), outcome("old", T0 + 1)]))
+    site.commit([outcome("new", T0 + 2)])
+    site.sealer.found(site.wal.segments())
+    report = (site.wal.rotate(), site.sealer.seal(None))[1]
+    assert report.polls == 3
+    assert report.last_ack == {"old": int((T0 + 1) * 1e6), "new": int((T0 + 2) * 1e6)}
+    raw = lake_rows(tmp_path, "raw_readings")
+    assert sorted(set(raw["device_id"].to_pylist())) == ["new", "old"]
+    assert raw.num_rows == 3 * 3
+
+
+def test_the_seal_process_lands_rows_and_reports_os_errors_and_crashes(tmp_path):
+    site = Site(tmp_path / "ok")
+    site.sealer.run = run_job  # the real `python -m energy_pipeline.collector.sealjob`
+    site.commit([outcome("a", T0)])
+    assert site.seal(None) == 2
+    assert lake_rows(tmp_path / "ok", "polls").num_rows == 1
+
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    site = Site(blocker / "lake")
+    site.wal = WriteAheadLog(tmp_path / "wal2")
+    site.sealer = Sealer(blocker / "lake", "main", site.wal.path)
+    site.commit([outcome("a", T0)])
+    with pytest.raises(NotADirectoryError):  # the child's OSError, errno and all
+        site.seal(None)
+    assert site.sealer.rows == 4 and site.wal.segments() == [0]  # nothing forgotten
+
+    with pytest.raises(OSError, match="seal process exited with 1: KeyError"):
+        run_job({"segments": []})
 
 
 class StillClock:
@@ -193,7 +321,7 @@ def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
     config = Config.model_validate(
         {
             "storage": {"data_dir": str(tmp_path / "data")},
-            "collector": {"wal_dir": str(blocker / "wal"), "max_pending_mb": 0.004},
+            "collector": {"wal_dir": str(blocker / "wal"), "max_pending_mb": 0.0005},
         }
     )
     state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
@@ -204,7 +332,7 @@ def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
         landing.persist(None)
     assert state.storage_error and "Not a directory" in state.storage_error
     assert state.devices["a"].last_ack_ts is None  # nothing durable, nothing acknowledged
-    assert 0 < state.dropped_rows < 5 * 3  # the oldest went once over 4 KB, the newest stayed
+    assert 0 < state.dropped_rows < 5 * 3  # the oldest went once over 512 B, the newest stayed
     kept = landing.unwritten_rows
     assert kept > 0
     blocker.unlink()  # space (here: the folder) comes back

@@ -24,7 +24,7 @@ from energy_pipeline.config import Config
 from energy_pipeline.drivers.base import DeviceError
 from energy_pipeline.drivers.echonet.driver import BACKFILL_DAYS_PER_POLL
 from energy_pipeline.drivers.echonet.meter import SLOT_SECONDS
-from energy_pipeline.readings import BACKFILL_SCHEMA, PollOutcome, Sample
+from energy_pipeline.readings import Backfill, PollOutcome, Sample
 from energy_pipeline.simulators.echonet import DongleOptions, MeterModel, meter_model
 from energy_pipeline_tests.echonet_support import (
     Simulator,
@@ -61,16 +61,14 @@ class Clock:
 
 
 def rows_of(sample: Sample) -> Rows:
-    table = sample.backfill
-    assert table is not None and table.schema == BACKFILL_SCHEMA
+    backfill = sample.backfill
+    assert backfill is not None
+    assert backfill.ts_us.dtype == np.int64 and backfill.values.dtype == np.float64
+    instants = [datetime.fromtimestamp(us / 1e6, UTC) for us in backfill.ts_us.tolist()]
     rows = dict(
-        zip(
-            zip(table["ts"].to_pylist(), table["metric"].to_pylist(), strict=True),
-            table["value"].to_pylist(),
-            strict=True,
-        )
+        zip(zip(instants, backfill.metrics, strict=True), backfill.values.tolist(), strict=True)
     )
-    assert len(rows) == table.num_rows  # no (ts, metric) twice
+    assert len(rows) == len(backfill)  # no (ts, metric) twice
     return rows
 
 
@@ -209,7 +207,7 @@ class StillClock:
 
 
 def poll(
-    ts: datetime, values: tuple[float, float], backfill: pa.Table | None = None
+    ts: datetime, values: tuple[float, float], backfill: Backfill | None = None
 ) -> PollOutcome:
     sample = Sample(NAMES, np.array(values), backfill=backfill)
     return PollOutcome("meter1", ts, ts, ts + timedelta(seconds=1), 1, sample)
@@ -233,13 +231,10 @@ def test_backfilled_slots_land_in_their_minutes_exactly_once(tmp_path: Path) -> 
     config = Config.model_validate({"storage": {"data_dir": str(tmp_path / "data")}})
     p = S + timedelta(hours=1)
     slots = [S, S + timedelta(minutes=30), p]
-    backfill = pa.table(
-        {
-            "ts": slots,
-            "metric": ["historical_cumulative_power_kwh"] * 3,
-            "value": [100.0, 100.4, 100.9],
-        },
-        schema=BACKFILL_SCHEMA,
+    backfill = Backfill(
+        np.array([int(t.timestamp() * 1e6) for t in slots], np.int64),
+        ("historical_cumulative_power_kwh",) * 3,
+        np.array([100.0, 100.4, 100.9]),
     )
     # The poll at S read power but not the fixed-time reading; its minute is sealed.
     first = landing(config, S + timedelta(minutes=2))

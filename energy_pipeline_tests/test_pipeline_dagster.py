@@ -29,7 +29,7 @@ from energy_pipeline.lake.layout import (
     hour_dir,
 )
 from energy_pipeline.lake.maintenance import compact
-from energy_pipeline.readings import RAW_SCHEMA
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.lakedata import site, write_raw, write_status

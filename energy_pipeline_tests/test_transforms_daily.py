@@ -22,9 +22,9 @@ from energy_pipeline.lake.layout import (
     hour_dir,
 )
 from energy_pipeline.lake.maintenance import compact, exchange, read_manifest
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline.lake.tables import write_day
 from energy_pipeline.lake.warehouse import build_warehouse, query
-from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
 from energy_pipeline.transforms.features import forecast_features
 from energy_pipeline.transforms.schemas import DAILY_READINGS_SCHEMA

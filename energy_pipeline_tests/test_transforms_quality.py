@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from energy_pipeline.readings import TS_TYPE
+from energy_pipeline.lake.schemas import TS_TYPE
 from energy_pipeline.transforms import quality
 
 T0 = datetime(2025, 1, 15, tzinfo=UTC)

@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import pyarrow as pa
-
 from energy_pipeline.profiles.model import AlertDefault, Kind
 
 ENERGY_NAMES = (
@@ -38,41 +36,6 @@ OUTDOOR_NAMES = (
 )
 _SUFFIX_UNITS = (("_kwh", "kWh"), ("_wh", "Wh"), ("_w", "W"), ("_a", "A"), ("_v", "V"))
 
-BOUNDS_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string()),
-        pa.field("metric", pa.string()),
-        pa.field("lo", pa.float64()),
-        pa.field("hi", pa.float64()),
-        pa.field("is_counter", pa.bool_()),
-        pa.field("wrap", pa.float64()),
-    ]
-)
-"""What the cleaning and resampling SQL joins to each (device, metric)."""
-
-DEVICES_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string(), nullable=False),
-        pa.field("driver", pa.string(), nullable=False),
-        pa.field("profile", pa.string()),
-        pa.field("name", pa.string()),
-        pa.field("manufacturer", pa.string()),
-        pa.field("model", pa.string()),
-        pa.field("interval_s", pa.float64()),
-        pa.field("tags", pa.map_(pa.string(), pa.string())),
-        pa.field("vpn", pa.string()),
-    ]
-)
-METRICS_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string(), nullable=False),
-        pa.field("metric", pa.string(), nullable=False),
-        pa.field("unit", pa.string()),
-        pa.field("kind", pa.string()),
-        pa.field("description", pa.string()),
-        pa.field("display_name", pa.string()),
-    ]
-)
 """The catalog as SQL tables (`devices`, `metrics`), so units and meanings are queryable."""
 
 _NO_MEANINGS: Mapping[str, MetricMeaning] = MappingProxyType({})
@@ -199,52 +162,6 @@ class Catalog:
     @property
     def intervals(self) -> dict[str, float]:
         return {device_id: d.interval for device_id, d in self.devices.items()}
-
-    def devices_table(self) -> pa.Table:
-        rows = [
-            {
-                "device_id": d.device_id,
-                "driver": d.driver,
-                "profile": d.profile or None,
-                "name": d.name,
-                "manufacturer": d.manufacturer,
-                "model": d.model,
-                "interval_s": d.interval,
-                "tags": list(d.tags.items()),
-                "vpn": d.vpn or None,
-            }
-            for d in self.devices.values()
-        ]
-        return pa.Table.from_pylist(rows, schema=DEVICES_SCHEMA)
-
-    def metrics_table(self) -> pa.Table:
-        columns: dict[str, list] = {name: [] for name in METRICS_SCHEMA.names}
-        for device_id, device in self.devices.items():
-            for name, meaning in device.metrics.items():
-                columns["device_id"].append(device_id)
-                columns["metric"].append(name)
-                columns["unit"].append(meaning.unit or None)
-                columns["kind"].append(meaning.kind)
-                columns["description"].append(meaning.description or None)
-                columns["display_name"].append(meaning.display_name or display_name(name))
-        return pa.table(columns, schema=METRICS_SCHEMA)
-
-    def sql_tables(self) -> dict[str, pa.Table]:
-        return {"devices": self.devices_table(), "metrics": self.metrics_table()}
-
-    def bounds_table(self, series: Iterable[tuple[str, str]]) -> pa.Table:
-        """One row per (device, metric) seen or known: the SQL joins this to clean and resample."""
-        known = {(d, m) for d, device in self.devices.items() for m in device.metrics}
-        rows: dict[str, list] = {name: [] for name in BOUNDS_SCHEMA.names}
-        for device_id, name in sorted(set(series) | known):
-            meaning = self.metric(device_id, name)
-            rows["device_id"].append(device_id)
-            rows["metric"].append(name)
-            rows["lo"].append(meaning.lo)
-            rows["hi"].append(meaning.hi)
-            rows["is_counter"].append(meaning.counter)
-            rows["wrap"].append(meaning.wrap)
-        return pa.table(rows, schema=BOUNDS_SCHEMA)
 
     def expected_minutes(self, device_id: str, minutes_in_day: int) -> int:
         """Minutes that should hold a reading: all of them, unless the device polls slower."""

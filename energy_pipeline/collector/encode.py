@@ -1,7 +1,8 @@
-"""Poll outcomes to Arrow record batches, vectorised: per device, never per reading.
+"""Poll outcomes to a write-ahead-log payload (`frames`), vectorised: per device, never per
+reading.
 
 Metric names and device ids are dictionary-encoded against dictionaries that only grow, so a
-tick's batch is a few `numpy.concatenate`/`repeat` calls however many readings it holds. NaN
+tick's payload is a few `numpy.concatenate`/`repeat` calls however many readings it holds. NaN
 values (invalid readings) are dropped here, with a count per device.
 
 A sample's backfill rows (readings of earlier instants) join the same batch, so they reach the
@@ -15,15 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
-from energy_pipeline.readings import (
-    POLLS_SCHEMA,
-    TS_TYPE,
-    WAL_RAW_SCHEMA,
-    Dictionary,
-    PollOutcome,
-)
+from energy_pipeline.collector.frames import PackedNames, PollColumns, RawColumns, pack
+from energy_pipeline.readings import Dictionary, PollOutcome
 
 
 def to_us(ts: float) -> int:
@@ -32,10 +27,11 @@ def to_us(ts: float) -> int:
 
 @dataclass(slots=True)
 class Encoded:
-    """One commit's rows: readings (WAL_RAW_SCHEMA) and poll outcomes (POLLS_SCHEMA)."""
+    """One commit's payload, with what the collector counts and the WAL's bookkeeping needs."""
 
-    raw: pa.RecordBatch
-    polls: pa.RecordBatch
+    payload: bytes
+    raw_rows: int
+    poll_rows: int
     invalid: dict[str, int]
 
 
@@ -43,6 +39,7 @@ class OutcomeEncoder:
     def __init__(self) -> None:
         self.devices = Dictionary()
         self.metrics = Dictionary()
+        self._packed = (PackedNames(), PackedNames())
         self._names: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
 
     def _metric_codes(self, names: tuple[str, ...]) -> np.ndarray:
@@ -87,40 +84,32 @@ class OutcomeEncoder:
             device = np.concatenate([device, *(e[1] for e in extra)])
             metric = np.concatenate([metric, *(e[2] for e in extra)])
             values = np.concatenate([values, *(e[3] for e in extra)])
-        raw = pa.RecordBatch.from_arrays(
-            [
-                pa.array(ts, type=TS_TYPE),
-                pa.DictionaryArray.from_arrays(pa.array(device, pa.int32()), self.devices.array),
-                pa.DictionaryArray.from_arrays(pa.array(metric, pa.int32()), self.metrics.array),
-                pa.array(values, type=pa.float64()),
-            ],
-            schema=WAL_RAW_SCHEMA,
+        polls = self._polls(outcomes)  # may code a device that failed: before the refresh
+        devices, metrics = self._packed
+        devices.refresh(self.devices.values)
+        metrics.refresh(self.metrics.values)
+        raw = RawColumns(ts, device, metric, values)
+        return Encoded(pack(devices, metrics, raw, polls), len(ts), len(outcomes), invalid)
+
+    def _polls(self, outcomes: Sequence[PollOutcome]) -> PollColumns:
+        """One row per poll: per device, so a plain Python pass is cheap enough."""
+        n = len(outcomes)
+        return PollColumns(
+            np.fromiter((to_us(o.ts.timestamp()) for o in outcomes), np.int64, n),
+            np.fromiter((self.devices.code(o.device_id) for o in outcomes), np.int32, n),
+            np.fromiter((o.ok for o in outcomes), np.uint8, n),
+            np.fromiter((to_us(o.started_at.timestamp()) for o in outcomes), np.int64, n),
+            np.fromiter((to_us(o.finished_at.timestamp()) for o in outcomes), np.int64, n),
+            np.fromiter((o.latency_ms for o in outcomes), np.float64, n),
+            np.fromiter((o.attempts for o in outcomes), np.int32, n),
+            [o.error for o in outcomes],
         )
-        return Encoded(raw, encode_polls(outcomes), invalid)
 
     def _backfill(self, o: PollOutcome) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ts µs, device, metric, value) arrays of one sample's backfill rows."""
-        table = o.sample.backfill  # type: ignore[union-attr]
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        values = table.column("value").to_numpy().astype(np.float64, copy=False)
-        metric = self.metrics.codes(table.column("metric").to_pylist())
-        keep = (ts != to_us(o.ts.timestamp())) & ~np.isnan(values)
+        rows = o.sample.backfill  # type: ignore[union-attr]
+        values = rows.values.astype(np.float64, copy=False)
+        metric = self.metrics.codes(rows.metrics)
+        keep = (rows.ts_us != to_us(o.ts.timestamp())) & ~np.isnan(values)
         device = np.full(int(keep.sum()), self.devices.code(o.device_id), np.int32)
-        return ts[keep], device, metric[keep], values[keep]
-
-
-def encode_polls(outcomes: Sequence[PollOutcome]) -> pa.RecordBatch:
-    """One row per poll: per device, so a plain Python pass is cheap enough."""
-    return pa.RecordBatch.from_pydict(
-        {
-            "ts": [o.ts for o in outcomes],
-            "device_id": [o.device_id for o in outcomes],
-            "ok": [o.ok for o in outcomes],
-            "started_at": [o.started_at for o in outcomes],
-            "finished_at": [o.finished_at for o in outcomes],
-            "latency_ms": [o.latency_ms for o in outcomes],
-            "attempts": [o.attempts for o in outcomes],
-            "error": [o.error for o in outcomes],
-        },
-        schema=POLLS_SCHEMA,
-    )
+        return rows.ts_us[keep], device, metric[keep], values[keep]

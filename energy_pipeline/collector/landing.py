@@ -20,9 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-import pyarrow as pa
-
-from energy_pipeline.collector.encode import OutcomeEncoder
+from energy_pipeline.collector.encode import OutcomeEncoder, to_us
 from energy_pipeline.collector.scheduler import Clock
 from energy_pipeline.collector.sealer import Sealer
 from energy_pipeline.collector.state import CollectorState
@@ -30,8 +28,7 @@ from energy_pipeline.collector.status import status_document
 from energy_pipeline.collector.wal import WriteAheadLog, encode_frame
 from energy_pipeline.config import Config
 from energy_pipeline.lake.disk import disk_space
-from energy_pipeline.lake.layout import state_dir
-from energy_pipeline.lake.seal import MINUTE_US, LakeWriter
+from energy_pipeline.lake.layout import MINUTE_US, state_dir
 from energy_pipeline.lake.status import read_status, write_status
 from energy_pipeline.readings import PollOutcome
 
@@ -54,10 +51,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_freed_memory() -> None:
-    """Hand the pages a seal freed back to the OS. glibc keeps freed memory inside its heaps
-    and returns only their top, so after each minute's Parquet write the collector would hold
-    that seal's peak for good (~20 MB at 100 devices); malloc_trim returns every free page.
-    A no-op on a libc without it."""
+    """Hand freed pages back to the OS. glibc keeps freed memory inside its heaps and returns
+    only their top, so the collector would hold each minute's peak of tick buffers for good;
+    malloc_trim returns every free page. A no-op on a libc without it."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -83,10 +79,11 @@ class Unwritten:
     """An encoded commit waiting for the WAL (the data directory refused it so far)."""
 
     frame: bytes
-    raw: pa.RecordBatch
-    polls: pa.RecordBatch
+    raw_rows: int
+    poll_rows: int
     acks: dict[str, float]
     first_ts: float
+    last_ts: float
 
 
 class Landing:
@@ -97,7 +94,7 @@ class Landing:
         self.clock = clock
         self.encoder = OutcomeEncoder()
         self.wal = WriteAheadLog(wal_folder(config))
-        self.sealer = Sealer(LakeWriter(self.data_dir, self.settings.id))
+        self.sealer = Sealer(self.data_dir, self.settings.id, self.wal.path)
         self.unwritten: list[Unwritten] = []
         self._failing_since: float | None = None
         self._logged_at = 0.0
@@ -111,29 +108,24 @@ class Landing:
         for dev_id, dev in (previous.get("devices") or {}).items():
             if dev_id in self.state.devices and dev.get("last_ack_ts"):
                 last_ack[dev_id] = datetime.fromisoformat(dev["last_ack_ts"]).timestamp()
-        replayed = 0
-        for frame in self.wal.replay():
-            self.sealer.add(frame.segment, frame.raw, frame.polls)
-            replayed += frame.polls.num_rows
-            ok = frame.polls.filter(frame.polls["ok"])
-            for dev_id, ts in zip(ok["device_id"].to_pylist(), ok["ts"].to_pylist(), strict=True):
-                if dev_id in self.state.devices:
-                    last_ack[dev_id] = max(last_ack.get(dev_id, 0.0), ts.timestamp())
-        for dev_id, ts in last_ack.items():
-            self.state.devices[dev_id].last_ack_ts = utc(ts)
-        if replayed:
-            log.info("replaying write-ahead log", extra={"fields": {"polls": replayed}})
         now = utc(self.clock.time())
         since = (self.state.sealed_watermark or now) - SWEEP_BEFORE_WATERMARK
+        sweep = (to_us(max(since, now - SWEEP_LIMIT).timestamp()), to_us(now.timestamp()))
+        self.sealer.found(self.wal.segments())
+        self.wal.rotate()
         try:
-            self.sealer.writer.sweep_temp(max(since, now - SWEEP_LIMIT), now)
-            self.sealer.seal(None)
-            self.wal.delete_before(self.wal.segment + 1)
+            report = self.sealer.seal(None, sweep)
+            self.wal.delete_before(self.wal.segment)
         except OSError as exc:
             self._failed(exc, "sealing the replayed write-ahead log")
-        self.wal.rotate()
-        empty = self.encoder.encode([])
-        encode_frame(empty.raw, empty.polls)  # warm Arrow's IPC path before the first tick
+        else:
+            if report.polls:
+                log.info("replayed write-ahead log", extra={"fields": {"polls": report.polls}})
+            for dev_id, ts_us in report.last_ack.items():
+                if dev_id in self.state.devices:
+                    last_ack[dev_id] = max(last_ack.get(dev_id, 0.0), ts_us / 1_000_000)
+        for dev_id, ts in last_ack.items():
+            self.state.devices[dev_id].last_ack_ts = utc(ts)
         return last_ack
 
     def stage(self, outcomes: Sequence[PollOutcome]) -> None:
@@ -148,11 +140,12 @@ class Landing:
                 acks[o.device_id] = max(acks.get(o.device_id, ts), ts)
         self.unwritten.append(
             Unwritten(
-                encode_frame(encoded.raw, encoded.polls),
-                encoded.raw,
-                encoded.polls,
+                encode_frame(encoded.payload),
+                encoded.raw_rows,
+                encoded.poll_rows,
                 acks,
                 min(o.ts.timestamp() for o in outcomes),
+                max(o.ts.timestamp() for o in outcomes),
             )
         )
 
@@ -184,9 +177,9 @@ class Landing:
         try:
             if self.unwritten:
                 self._append()
-            self.sealer.seal(floor_minute_us(self.clock.time()))
+            self.wal.rotate()
             self.sealer.seal(None)
-            self.wal.close()
+            self.sealer.advance(floor_minute_us(self.clock.time()))
             self.wal.delete_before(self.wal.segment + 1)
             self.state.storage_error = None
         except OSError as exc:
@@ -201,7 +194,7 @@ class Landing:
 
     @property
     def unwritten_rows(self) -> int:
-        return sum(u.raw.num_rows + u.polls.num_rows for u in self.unwritten)
+        return sum(u.raw_rows + u.poll_rows for u in self.unwritten)
 
     def close(self) -> None:
         self.wal.close()
@@ -211,10 +204,8 @@ class Landing:
         done, self.unwritten = self.unwritten, []
         self.state.commits += 1
         for u in done:
-            self.sealer.add(
-                segment, pa.Table.from_batches([u.raw]), pa.Table.from_batches([u.polls])
-            )
-            self.state.readings_acknowledged += u.raw.num_rows
+            self.sealer.add(segment, u.raw_rows + u.poll_rows, to_us(u.last_ts))
+            self.state.readings_acknowledged += u.raw_rows
             for dev_id, ts in u.acks.items():
                 st = self.state.devices[dev_id]
                 if st.last_ack_ts is None or st.last_ack_ts.timestamp() < ts:
@@ -257,12 +248,12 @@ class Landing:
         while self.unwritten and total > limit:
             dropped = self.unwritten.pop(0)
             total -= len(dropped.frame)
-            self.state.dropped_rows += dropped.raw.num_rows
+            self.state.dropped_rows += dropped.raw_rows
             log.error(
                 "memory bound reached: dropping the oldest readings that never became durable",
                 extra={
                     "fields": {
-                        "rows": dropped.raw.num_rows,
+                        "rows": dropped.raw_rows,
                         "from": utc(dropped.first_ts).isoformat(),
                     }
                 },

@@ -1,77 +1,133 @@
-"""The collector's unsealed rows, by WAL segment, and the sealing of whole minutes.
+"""Which WAL segments still hold rows the lake lacks, and the seal that lands whole minutes.
 
-Rows stay here (and in the WAL) until `lake.seal.LakeWriter` has renamed their minute's files
-into place; only then may the WAL segments they came from be deleted.
+Rows stay in their segments (on disk, not in memory) until a seal has renamed their minute's
+files into place; only then may a segment be deleted. The seal runs in its own short-lived
+process (`sealjob`), so the collector never loads Arrow: a 100-device collector holds ~40 MB
+less, and what a seal allocates is gone with the process.
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+from energy_pipeline.collector.sealjob import EXIT_OS_ERROR
 
-from energy_pipeline.lake.seal import LakeWriter
-from energy_pipeline.readings import TS_TYPE
+SEAL_TIMEOUT_S = 300.0
+"""Longest a seal may take before it is killed and retried. A minute of 1,000 devices seals in
+about a second; acknowledgements wait while a seal runs, so a hung one must not hold them long."""
 
 
 @dataclass(slots=True)
-class Pending:
-    segment: int
-    raw: pa.Table
-    polls: pa.Table
+class Segment:
+    pending: int = 0
+    """Rows not yet in the lake (an estimate until a seal reports the real count)."""
+    last_us: int | None = None
+    """Its newest row's instant; None while unknown (a segment found at start-up)."""
+    landed_before_us: int | None = None
+    """Its rows older than this are in the lake."""
+
+
+@dataclass(slots=True)
+class SealReport:
+    files: int = 0
+    polls: int = 0
+    last_ack: dict[str, int] = field(default_factory=dict)
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The seal process, started and awaited. Raises OSError when it could not land the rows
+    (its own OSError, a crash, a timeout); the segments then stay for the next try."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "energy_pipeline.collector.sealjob"],
+            input=json.dumps(job).encode(),
+            capture_output=True,
+            timeout=SEAL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OSError(errno.ETIMEDOUT, f"seal process killed after {SEAL_TIMEOUT_S:g} s") from None
+    if done.returncode == 0:
+        return json.loads(done.stdout)
+    if done.returncode == EXIT_OS_ERROR:
+        e = json.loads(done.stdout)["error"]
+        raise OSError(e["errno"], e["strerror"], e["filename"])
+    last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+    raise OSError(errno.EIO, f"seal process exited with {done.returncode}: {last}")
 
 
 @dataclass(slots=True)
 class Sealer:
     """Acknowledged rows not yet sealed, by WAL segment, and the sealing of whole minutes."""
 
-    writer: LakeWriter
-    entries: list[Pending] = field(default_factory=list)
+    data_dir: Path
+    collector_id: str
+    segment_path: Callable[[int], Path]
+    run: Callable[[dict[str, Any]], dict[str, Any]] = run_job
+    segments: dict[int, Segment] = field(default_factory=dict)
     watermark_us: int | None = None
 
-    def add(self, segment: int, raw: pa.Table, polls: pa.Table) -> None:
-        self.entries.append(Pending(segment, raw, polls))
+    def add(self, seq: int, rows: int, last_us: int) -> None:
+        seg = self.segments.setdefault(seq, Segment())
+        seg.pending += rows
+        seg.last_us = last_us if seg.last_us is None else max(seg.last_us, last_us)
+
+    def found(self, seqs: list[int]) -> None:
+        """Segments on disk at start-up: what they hold is known once a seal has read them."""
+        for seq in seqs:
+            self.segments.setdefault(seq, Segment())
 
     @property
     def rows(self) -> int:
-        return sum(e.raw.num_rows + e.polls.num_rows for e in self.entries)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(e.raw.nbytes + e.polls.nbytes for e in self.entries)
+        return sum(s.pending for s in self.segments.values())
 
     def oldest_segment(self) -> int | None:
-        return min((e.segment for e in self.entries), default=None)
+        return min(self.segments, default=None)
 
-    def seal(self, before_us: int | None) -> int:
-        """Land every row with ts < `before_us`; returns files written.
+    def seal(self, before_us: int | None, sweep: tuple[int, int] | None = None) -> SealReport:
+        """Land every row with ts < `before_us` from segments no longer appended to.
 
-        `None` lands everything (WAL replay at start-up) without moving the watermark: the
-        current minute may still be growing and will be merged into when it is sealed.
+        `None` lands everything (WAL replay at start-up, shutdown) without moving the watermark:
+        the current minute may still be growing and will be merged into when it is sealed.
 
-        Raises OSError (nothing is dropped from memory then; the next call retries).
+        Raises OSError (nothing is forgotten then; the next call retries).
         """
-        if not self.entries:
-            if before_us is not None:
-                self.watermark_us = max(self.watermark_us or before_us, before_us)
-            return 0
-        raw = pa.concat_tables([e.raw for e in self.entries])
-        polls = pa.concat_tables([e.polls for e in self.entries])
-        if before_us is None:
-            files = self.writer.write(raw, polls)
-            self.entries = []
-            return files
-        limit = pa.scalar(before_us, type=pa.int64()).cast(TS_TYPE)
-        files = self.writer.write(
-            raw.filter(pc.less(raw["ts"], limit)), polls.filter(pc.less(polls["ts"], limit))
-        )
-        kept: list[Pending] = []
-        for e in self.entries:
-            later_raw = e.raw.filter(pc.greater_equal(e.raw["ts"], limit))
-            later_polls = e.polls.filter(pc.greater_equal(e.polls["ts"], limit))
-            if later_raw.num_rows or later_polls.num_rows:
-                kept.append(Pending(e.segment, later_raw, later_polls))
-        self.entries = kept
-        self.watermark_us = max(self.watermark_us or before_us, before_us)
-        return files
+        if not self.segments and sweep is None:
+            self.advance(before_us)
+            return SealReport()
+        job = {
+            "data_dir": str(self.data_dir),
+            "collector_id": self.collector_id,
+            "before_us": before_us,
+            "segments": [
+                {
+                    "seq": seq,
+                    "path": str(self.segment_path(seq)),
+                    "landed_before_us": s.landed_before_us,
+                }
+                for seq, s in sorted(self.segments.items())
+            ],
+            "sweep": sweep,
+        }
+        report = self.run(job)
+        for seq, figures in report["segments"].items():
+            seg = self.segments[int(seq)]
+            seg.pending, seg.last_us = figures["pending"], figures["last_us"]
+            if before_us is None or seg.last_us is None or seg.last_us < before_us:
+                del self.segments[int(seq)]
+            else:
+                seg.landed_before_us = before_us
+        self.advance(before_us)
+        return SealReport(report["files"], report["polls"], report["last_ack"])
+
+    def advance(self, before_us: int | None) -> None:
+        """Every minute before `before_us` is complete in the lake."""
+        if before_us is not None:
+            self.watermark_us = max(self.watermark_us or before_us, before_us)

@@ -2,13 +2,14 @@
 commit for every device of the tick).
 
 A segment file is a sequence of frames: `MAGIC | payload length | crc32 | payload`, the payload
-being two Arrow IPC streams (readings, then poll outcomes). Arrow IPC append + fsync was the
-fastest durable append measured on this machine. A crash can leave a torn last frame; replay
-stops at the first frame whose length or checksum does not hold, which is exactly what was
-acknowledged. After a failed write the segment is cut back to its last good frame, or, if even
-that fails, abandoned, so a torn frame is never followed by a good one.
+being one commit packed by `frames` (`EPW2`). Segments written before that held two Arrow IPC
+streams (`EPW1`); the seal process still reads them, so a log left by an older collector lands.
+A crash can leave a torn last frame; reading stops at the first frame whose length or checksum
+does not hold, which is exactly what was acknowledged. After a failed write the segment is cut
+back to its last good frame, or, if even that fails, abandoned, so a torn frame is never
+followed by a good one.
 
-Segments are rotated at every seal and deleted once all their rows are in the lake.
+Segments are rotated before every seal and deleted once all their rows are in the lake.
 """
 
 from __future__ import annotations
@@ -17,60 +18,38 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 from energy_pipeline.lake.files import fsync_dir
-from energy_pipeline.readings import POLLS_SCHEMA, WAL_RAW_SCHEMA
 
-MAGIC = b"EPW1"
+MAGIC = b"EPW2"
+MAGIC_ARROW = b"EPW1"
 _HEADER = struct.Struct("<4sII")
-_SPLIT = struct.Struct("<I")
 SUFFIX = ".wal"
 
 
-@dataclass(slots=True)
-class Frame:
-    segment: int
-    raw: pa.Table
-    polls: pa.Table
-
-
-def _stream(batch: pa.RecordBatch) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue()
-
-
-def encode_frame(raw: pa.RecordBatch, polls: pa.RecordBatch) -> bytes:
-    raw_bytes = _stream(raw)
-    payload = _SPLIT.pack(raw_bytes.size) + raw_bytes.to_pybytes() + _stream(polls).to_pybytes()
+def encode_frame(payload: bytes) -> bytes:
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_frames(data: bytes) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """Frames up to the first torn or corrupt one."""
+def decode_frames(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(magic, payload) of each frame up to the first torn or corrupt one."""
     pos = 0
     while pos + _HEADER.size <= len(data):
         magic, length, crc = _HEADER.unpack_from(data, pos)
         start = pos + _HEADER.size
         payload = data[start : start + length]
-        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+        if magic not in (MAGIC, MAGIC_ARROW) or len(payload) != length:
             return
-        (raw_len,) = _SPLIT.unpack_from(payload, 0)
-        raw_buf = pa.py_buffer(payload[_SPLIT.size : _SPLIT.size + raw_len])
-        polls_buf = pa.py_buffer(payload[_SPLIT.size + raw_len :])
-        raw = pa.ipc.open_stream(raw_buf).read_all()
-        polls = pa.ipc.open_stream(polls_buf).read_all()
-        yield raw.cast(WAL_RAW_SCHEMA), polls.cast(POLLS_SCHEMA)
+        if zlib.crc32(payload) != crc:
+            return
+        yield magic, payload
         pos = start + length
 
 
 class WriteAheadLog:
-    """Segments `<seq>.wal` in one folder, owned by one collector (its lock guards the folder)."""
+    """Segments `<seq>.wal` in one folder, owned by one collector (its lock guards the folder).
+    Written here; read back by the seal process (`sealjob`)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -89,13 +68,6 @@ class WriteAheadLog:
 
     def path(self, seq: int) -> Path:
         return self.folder / f"{seq:012d}{SUFFIX}"
-
-    def replay(self) -> Iterator[Frame]:
-        """Every acknowledged frame of every segment on disk, oldest first."""
-        for seq in self.segments():
-            data = self.path(seq).read_bytes()
-            for raw, polls in decode_frames(data):
-                yield Frame(seq, raw, polls)
 
     def rotate(self) -> int:
         """Start a new segment; later appends go there. Returns its number."""

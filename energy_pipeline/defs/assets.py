@@ -13,6 +13,7 @@ from functools import partial
 import dagster as dg
 import pyarrow as pa
 
+from energy_pipeline.catalog.tables import sql_tables
 from energy_pipeline.config import Config
 from energy_pipeline.defs import checks
 from energy_pipeline.defs.metadata import column_schema, problems, table_metadata
@@ -33,9 +34,9 @@ from energy_pipeline.lake.layout import (
 )
 from energy_pipeline.lake.maintenance import migrate_daily_tables
 from energy_pipeline.lake.scan import hourly_files, read_day, read_days
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline.lake.tables import write_day, write_hourly
 from energy_pipeline.lake.warehouse import build_warehouse
-from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms import forecast, quality
 from energy_pipeline.transforms.daily import daily_readings, daily_summary, minute_source
 from energy_pipeline.transforms.exports import Exports, stored_day
@@ -280,7 +281,7 @@ def csv_exports(context: dg.AssetExecutionContext, site: EnergySite):
 
 
 def warehouse(context: dg.AssetExecutionContext, site: EnergySite):
-    path, counts = build_warehouse(site.data_dir, TABLES, site.catalog.sql_tables())
+    path, counts = build_warehouse(site.data_dir, TABLES, sql_tables(site.catalog))
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

@@ -10,8 +10,8 @@ from energy_pipeline.defs.sensors import effective_watermark
 from energy_pipeline.lake.exports import prune_exports
 from energy_pipeline.lake.layout import MINUTE_READINGS, POLLS, RAW_READINGS
 from energy_pipeline.lake.maintenance import compact, migrate_daily_tables, prune_days
+from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_SCHEMA
 from energy_pipeline.lake.status import read_statuses
-from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
 
 
 def build_upkeep_job(config: Config) -> dg.JobDefinition:

@@ -10,12 +10,12 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from energy_pipeline.lake.layout import TMP_SUFFIX
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def fsync_dir(path: Path) -> None:
@@ -54,4 +54,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_write_parquet(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
+    """Parquet is imported here, not with the module: the collector fsyncs and writes JSON
+    through this module for its whole life and never writes Parquet itself."""
+    import pyarrow.parquet as pq
+
     _atomic(path, lambda tmp: pq.write_table(table, tmp, compression=compression))

@@ -37,6 +37,8 @@ EXPORTS_DIR = "exports"
 TMP_SUFFIX = ".tmp"
 PART_FILE = "data.parquet"
 HOUR = timedelta(hours=1)
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
 HIVE_TYPES = {"date": "DATE", "hour": "INTEGER"}
 """The hive folder keys' types, pinned so DuckDB never guesses them from folder names."""
 

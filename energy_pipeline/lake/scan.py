@@ -21,7 +21,7 @@ from energy_pipeline.lake.layout import (
     partition_path,
     table_dir,
 )
-from energy_pipeline.readings import RAW_SCHEMA
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 
 
 @dataclass

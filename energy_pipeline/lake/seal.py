@@ -23,11 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from energy_pipeline.lake.files import atomic_write_parquet
-from energy_pipeline.lake.layout import POLLS, RAW_READINGS, TMP_SUFFIX, hour_dir
-from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA, plain_raw
+from energy_pipeline.lake.layout import (
+    MINUTE_US,
+    POLLS,
+    RAW_READINGS,
+    TMP_SUFFIX,
+    hour_dir,
+)
+from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_SCHEMA, plain_raw
 
-MINUTE_US = 60_000_000
-HOUR_US = 3_600_000_000
 _KEYS = {RAW_READINGS: ["device_id", "ts", "metric"], POLLS: ["device_id", "ts"]}
 
 

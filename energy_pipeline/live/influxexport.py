@@ -27,9 +27,9 @@ from energy_pipeline.catalog import build_catalog
 from energy_pipeline.config import Config, InfluxOutput
 from energy_pipeline.lake.layout import HOUR, MINUTE_READINGS, RAW_READINGS, hours_of
 from energy_pipeline.lake.scan import scan_window
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline.live.influxdb import InfluxWriter, WriteResult, point_encoder
 from energy_pipeline.live.lineprotocol import PointEncoder
-from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.transforms.minute import connect
 from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window, days_between

@@ -23,9 +23,11 @@ import numpy as np
 import pyarrow as pa
 
 from energy_pipeline.config import Config, Device
-from energy_pipeline.lake.seal import HOUR_US, LakeWriter, earliest_other_minute
+from energy_pipeline.lake.layout import HOUR_US
+from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_DICT_SCHEMA, TS_TYPE
+from energy_pipeline.lake.seal import LakeWriter, earliest_other_minute
 from energy_pipeline.lake.status import device_status, status_document, write_status
-from energy_pipeline.readings import POLLS_SCHEMA, TS_TYPE, WAL_RAW_SCHEMA, Dictionary
+from energy_pipeline.readings import Dictionary
 from energy_pipeline.simulators import ArrayDeviceModel, device_model
 
 HISTORY_ID = "history"
@@ -138,7 +140,7 @@ def simulate_history(
             if bar:
                 bar.step(f"{dev.id} {day_start:%Y-%m-%d}")
         files += writer.write(
-            pa.Table.from_batches(raw_parts, WAL_RAW_SCHEMA),
+            pa.Table.from_batches(raw_parts, RAW_DICT_SCHEMA),
             pa.Table.from_batches(poll_parts, POLLS_SCHEMA),
             period_us=HOUR_US,
         )
@@ -168,11 +170,15 @@ def _device_batches(
     raw = pa.RecordBatch.from_arrays(
         [
             pa.array(row_ts, type=TS_TYPE),
-            pa.DictionaryArray.from_arrays(pa.array(device), device_dict.array),
-            pa.DictionaryArray.from_arrays(pa.array(metric, pa.int32()), metric_dict.array),
+            pa.DictionaryArray.from_arrays(
+                pa.array(device), pa.array(device_dict.values, pa.string())
+            ),
+            pa.DictionaryArray.from_arrays(
+                pa.array(metric, pa.int32()), pa.array(metric_dict.values, pa.string())
+            ),
             pa.array(values, type=pa.float64()),
         ],
-        schema=WAL_RAW_SCHEMA,
+        schema=RAW_DICT_SCHEMA,
     )
     ts_array = pa.array(ts_us, type=TS_TYPE)
     polls = pa.RecordBatch.from_arrays(

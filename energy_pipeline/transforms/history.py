@@ -31,6 +31,17 @@ RESOLUTIONS = (
 """The range's name as the dashboard's buttons say it: up to 3 h is 'hour', and so on."""
 
 
+@dataclass(frozen=True)
+class HistoryQuery:
+    """One chart's request, parsed and bounded."""
+
+    device: str
+    metric: str
+    start: datetime
+    end: datetime
+    step: int
+
+
 def resolution(seconds: float) -> str:
     return next(name for name, limit in RESOLUTIONS if limit is None or seconds <= limit)
 

@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from energy_pipeline.catalog import Catalog
+from energy_pipeline.catalog.tables import bounds_table
 from energy_pipeline.lake.layout import HIVE_TYPES, RAW_READINGS
 from energy_pipeline.lake.scan import LakeScan, overlapping, scan_window
 from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
@@ -130,7 +131,7 @@ def compute_minutes(
         return MINUTE_SCHEMA.empty_table(), stats
     alone, overlap = overlapping(scan)
     s_us, e_us, n_us = _us(start), _us(end), _us(now)
-    con.register("bounds", catalog.bounds_table(()))
+    con.register("bounds", bounds_table(catalog, ()))
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE agg AS
         SELECT device_id, metric, us // 60000000 AS mi,
@@ -157,7 +158,7 @@ def compute_minutes(
     stats.out_of_range = _apply_bounds(con, scan, s_us, e_us, n_us)
     series = con.execute("SELECT DISTINCT device_id, metric FROM agg WHERE n > 0").fetchall()
     counters = [(d, m) for d, m in series if catalog.is_counter(d, m)]
-    con.register("bounds", catalog.bounds_table(series))
+    con.register("bounds", bounds_table(catalog, series))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE deltas"
         " (device_id VARCHAR, metric VARCHAR, mi BIGINT, delta DOUBLE, resets BIGINT)"

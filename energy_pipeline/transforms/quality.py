@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from energy_pipeline.catalog import Catalog
+from energy_pipeline.catalog.tables import bounds_table
 
 NO_DUPLICATES = "no_duplicate_rows"
 WITHIN_BOUNDS = "values_within_profile_bounds"
@@ -62,7 +63,7 @@ def minute_quality(
             WHERE epoch_us(ts) >= {start_us} GROUP BY ALL HAVING count(*) > 1)"""
     ).fetchall()[0][0]
     series = con.execute("SELECT DISTINCT device_id, metric FROM written").fetchall()
-    con.register("check_bounds", catalog.bounds_table(series))
+    con.register("check_bounds", bounds_table(catalog, series))
     outside = con.execute(
         f"""SELECT count(*) FROM written w JOIN check_bounds b USING (device_id, metric)
             WHERE epoch_us(w.ts) >= {start_us}

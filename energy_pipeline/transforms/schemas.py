@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from energy_pipeline.readings import TS_TYPE
+from energy_pipeline.lake.schemas import TS_TYPE
 
 LOCAL_TS = pa.timestamp("us")
 

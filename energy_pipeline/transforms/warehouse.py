@@ -20,7 +20,7 @@ from energy_pipeline.lake.layout import (
     POLLS,
     RAW_READINGS,
 )
-from energy_pipeline.readings import POLLS_SCHEMA, RAW_SCHEMA
+from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_SCHEMA
 from energy_pipeline.transforms.schemas import (
     DAILY_READINGS_SCHEMA,
     FEATURES_SCHEMA,

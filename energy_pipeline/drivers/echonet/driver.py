@@ -32,7 +32,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
 from energy_pipeline.config import Config, EchonetDevice
 from energy_pipeline.drivers.base import (
@@ -61,7 +60,7 @@ from energy_pipeline.drivers.echonet.skstack import (
 )
 from energy_pipeline.drivers.serial_lock import hold_port
 from energy_pipeline.profiles.echonet_names import METRICS
-from energy_pipeline.readings import BACKFILL_SCHEMA, Sample
+from energy_pipeline.readings import Backfill, Sample
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -524,7 +523,7 @@ class BRouteMeter(Driver):
 
     def _backfill(
         self, now: datetime, have_counter: bool, fetched: dict[int, list[int | None]]
-    ) -> pa.Table | None:
+    ) -> Backfill | None:
         """The slots missed since `covered`, up to BACKFILL_DAYS_PER_POLL days, oldest first.
 
         Each slot gets the metrics a live poll gives for its latest slot (timestamp, cumulative
@@ -592,13 +591,10 @@ class BRouteMeter(Driver):
             days[0],
             days[-1],
         )
-        return pa.table(
-            {
-                "ts": [datetime.fromtimestamp(at, UTC) for at, _, _ in rows],
-                "metric": [name for _, name, _ in rows],
-                "value": [value for _, _, value in rows],
-            },
-            schema=BACKFILL_SCHEMA,
+        return Backfill(
+            np.array([round(at * 1_000_000) for at, _, _ in rows], np.int64),
+            tuple(name for _, name, _ in rows),
+            np.array([value for _, _, value in rows], np.float64),
         )
 
     def _maybe_refresh_history(self, now: datetime, fetched: dict[int, list[int | None]]) -> None:
