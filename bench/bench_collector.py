@@ -129,7 +129,8 @@ def write_config(folder: Path, base: int, count: int, workers: str = "auto") -> 
 
 
 def peak_rss_mb(procs: list[psutil.Process]) -> float:
-    """VmHWM summed over the collector's processes (parent and workers)."""
+    """VmHWM summed over the collector's long-running processes (parent and workers; not the
+    seal processes, which live about a second a minute: bench_peers samples those)."""
     total = 0.0
     for proc in procs:
         for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
@@ -139,7 +140,11 @@ def peak_rss_mb(procs: list[psutil.Process]) -> float:
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
-    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+    """Their CPU and that of the children they waited for (the seal processes)."""
+    return sum(
+        t.user + t.system + t.children_user + t.children_system
+        for t in (p.cpu_times() for p in procs)
+    )
 
 
 def wait_up(data_dir: Path, count: int, limit: float) -> None:
@@ -177,7 +182,8 @@ def run_once(
             wait_up(folder / "data", count, 60)
             time.sleep(2.0)
             parent, farm_proc = psutil.Process(collector.pid), psutil.Process(farm.pid)
-            procs = [parent, *parent.children(recursive=True)]
+            workers = parent.children(recursive=True)
+            procs = [parent, *(p for p in workers if "collect" in p.cmdline())]
             t0 = float(int(time.time()) + 1)
             time.sleep(max(0.0, t0 - time.time()))
             c0, f0, w0 = cpu_seconds(procs), farm_proc.cpu_times(), time.monotonic()
@@ -256,7 +262,8 @@ def encode_comparison(count: int) -> tuple[float, float]:
     import pyarrow as pa
 
     from energy_pipeline.collector.encode import OutcomeEncoder
-    from energy_pipeline.readings import RAW_SCHEMA, PollOutcome, Sample
+    from energy_pipeline.lake.schemas import RAW_SCHEMA
+    from energy_pipeline.readings import PollOutcome, Sample
 
     names = tuple(f"metric_{i}" for i in range(61))
     now = datetime.now(UTC)

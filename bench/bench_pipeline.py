@@ -57,8 +57,8 @@ from energy_pipeline.lake.layout import (
     hour_dir,
     warehouse_path,
 )
+from energy_pipeline.lake.schemas import RAW_SCHEMA
 from energy_pipeline.lake.warehouse import build_warehouse, query
-from energy_pipeline.readings import RAW_SCHEMA
 from energy_pipeline.simulators.history import simulate_history
 from energy_pipeline.transforms import quality
 from energy_pipeline.transforms.minute import compute_minutes

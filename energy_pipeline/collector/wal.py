@@ -39,9 +39,11 @@ def decode_frames(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         magic, length, crc = _HEADER.unpack_from(data, pos)
         start = pos + _HEADER.size
         payload = data[start : start + length]
-        if magic not in (MAGIC, MAGIC_ARROW) or len(payload) != length:
-            return
-        if zlib.crc32(payload) != crc:
+        if (
+            magic not in (MAGIC, MAGIC_ARROW)
+            or len(payload) != length
+            or zlib.crc32(payload) != crc
+        ):
             return
         yield magic, payload
         pos = start + length
