@@ -3,6 +3,7 @@ seal, a real process."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -17,7 +18,7 @@ import pytest
 from energy_pipeline.collector import sealjob
 from energy_pipeline.collector.encode import OutcomeEncoder
 from energy_pipeline.collector.frames import Payload, unpack
-from energy_pipeline.collector.sealer import Sealer, run_job
+from energy_pipeline.collector.sealer import Sealer, SealProcess
 from energy_pipeline.collector.wal import WriteAheadLog, decode_frames, encode_frame
 from energy_pipeline.lake.layout import HOUR_US, MINUTE_US
 from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_DICT_SCHEMA, RAW_SCHEMA, TS_TYPE
@@ -146,15 +147,27 @@ def test_split_periods_groups_by_minute_keeping_order():
     assert len(split_periods(rows, HOUR_US)) == 1
 
 
+class Inline:
+    """The seal job run in this process, at once (one test below runs the real process)."""
+
+    def __init__(self, job: dict):
+        self.report = sealjob.run(job)
+
+    def poll(self) -> dict:
+        return self.report
+
+    def wait(self) -> dict:
+        return self.report
+
+
 class Site:
-    """A collector's WAL folder and a sealer over it, the seal job run in this process (one
-    test below runs it as the real process)."""
+    """A collector's WAL folder and a sealer over it."""
 
     def __init__(self, root: Path, collector_id: str = "main"):
         self.root = root
         self.enc = OutcomeEncoder()
         self.wal = WriteAheadLog(root / f"wal-{collector_id}")
-        self.sealer = Sealer(root, collector_id, self.wal.path, run=sealjob.run)
+        self.sealer = Sealer(root, collector_id, self.wal.path, launch=Inline)
 
     def commit(self, outcomes: list[PollOutcome]) -> None:
         e = self.enc.encode(outcomes)
@@ -281,7 +294,7 @@ def test_a_log_left_by_an_arrow_era_collector_still_lands(tmp_path):
 
 def test_the_seal_process_lands_rows_and_reports_os_errors_and_crashes(tmp_path):
     site = Site(tmp_path / "ok")
-    site.sealer.run = run_job  # the real `python -m energy_pipeline.collector.sealjob`
+    site.sealer.launch = SealProcess  # the real `python -m energy_pipeline.collector.sealjob`
     site.commit([outcome("a", T0)])
     assert site.seal(None) == 2
     assert lake_rows(tmp_path / "ok", "polls").num_rows == 1
@@ -297,7 +310,7 @@ def test_the_seal_process_lands_rows_and_reports_os_errors_and_crashes(tmp_path)
     assert site.sealer.rows == 4 and site.wal.segments() == [0]  # nothing forgotten
 
     with pytest.raises(OSError, match="seal process exited with 1: KeyError"):
-        run_job({"segments": []})
+        SealProcess({"segments": []}).wait()
 
 
 class StillClock:
@@ -342,3 +355,87 @@ def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
     landing.final_seal()
     landed = lake_rows(tmp_path / "data", "polls")
     assert landed.num_rows == kept // 4  # each poll: 3 readings + 1 poll row
+
+
+def test_polls_are_acknowledged_while_the_seal_process_runs(tmp_path):
+    from energy_pipeline.collector.landing import Landing
+    from energy_pipeline.collector.state import CollectorState, DeviceState
+    from energy_pipeline.config import Config
+
+    config = Config.model_validate({"storage": {"data_dir": str(tmp_path / "data")}})
+    state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
+    state.devices["a"] = DeviceState("a", 1.0)
+    clock = StillClock(T0 + 50)
+    landing = Landing(config, state, clock)
+    landing.recover()
+    for s in range(50):
+        landing.stage([outcome("a", T0 + s)])
+    landing.persist(None)  # the first tick's seal: nothing before T0, the watermark moves there
+    landing.settle()
+    assert state.sealed_watermark == datetime.fromtimestamp(T0, UTC)
+    clock.now = T0 + 66  # the minute T0 is complete: its seal starts
+    landing.stage([outcome("a", T0 + 65)])
+    landing.persist(None)
+    assert landing.sealer.running is not None
+    clock.now = T0 + 67
+    landing.stage([outcome("a", T0 + 66)])
+    landing.persist(None)  # a process start alone takes longer than this
+    assert landing.sealer.running is not None
+    assert state.devices["a"].last_ack_ts == datetime.fromtimestamp(T0 + 66, UTC)
+    assert state.sealed_watermark == datetime.fromtimestamp(T0, UTC)  # not until it reports
+    landing.settle()
+    assert state.sealed_watermark == datetime.fromtimestamp(T0 + 60, UTC)
+    assert lake_rows(tmp_path / "data", "polls").num_rows == 50
+    assert landing.wal.segments() == [2, 3]  # segment 1 held only the sealed minute: gone
+    landing.final_seal()
+    landing.close()
+    assert lake_rows(tmp_path / "data", "polls").num_rows == 52
+    assert landing.wal.segments() == []
+
+
+def test_a_seal_process_dies_with_its_collector_and_drops_an_orphaned_job(tmp_path):
+    """kill -9 of the collector mid-seal leaves what a crash inside it would (temp files, an
+    intact WAL), never a seal still writing while a restarted collector replays."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    job_r, job_w = os.pipe()  # this test holds the write end: the job never comes, no EOF either
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-m', 'energy_pipeline.collector.sealjob'],"
+            " stdin=int(sys.argv[1]))\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n",
+            str(job_r),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=(job_r,),
+    )
+    os.close(job_r)
+    child = int(parent.stdout.readline())
+    stat = Path(f"/proc/{child}/stat")
+    deadline = time.monotonic() + 30
+    while int(stat.read_text().rsplit(")", 1)[1].split()[16]) != sealjob.NICE:  # armed, then niced
+        assert time.monotonic() < deadline, "the seal process never started"
+        time.sleep(0.02)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline + 10, "the seal process outlived its collector"
+        time.sleep(0.02)
+    os.close(job_w)
+
+    job = {"data_dir": str(tmp_path), "collector_id": "main", "before_us": None, "segments": []}
+    orphan = subprocess.run(
+        [sys.executable, "-m", "energy_pipeline.collector.sealjob"],
+        input=json.dumps({**job, "parent_pid": 1}).encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert orphan.returncode == sealjob.EXIT_ORPHANED and orphan.stdout == b""

@@ -240,6 +240,7 @@ def test_backfilled_slots_land_in_their_minutes_exactly_once(tmp_path: Path) -> 
     first = landing(config, S + timedelta(minutes=2))
     first.stage([poll(S, (640.0, np.nan))])
     first.persist(None)
+    first.settle()
     assert list((tmp_path / "data" / "raw_readings").rglob("*.parquet"))
     # After the outage, a poll brings the slots back; it is acknowledged (in the WAL) and the
     # process dies before sealing (a poll still in flight at S held sealing back).

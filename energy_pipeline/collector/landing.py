@@ -196,7 +196,13 @@ class Landing:
     def unwritten_rows(self) -> int:
         return sum(u.raw_rows + u.poll_rows for u in self.unwritten)
 
+    def settle(self) -> None:
+        """Wait for a running seal and take its report, as the next tick would. Raises OSError."""
+        if self.sealer.finish(block=True) is not None:
+            self._sealed()
+
     def close(self) -> None:
+        self.sealer.wait()
         self.wal.close()
 
     def _append(self) -> None:
@@ -212,6 +218,12 @@ class Landing:
                     st.last_ack_ts = utc(ts)
 
     def _maybe_seal(self, now: float, oldest_in_flight: float | None) -> None:
+        """Collect the running seal's report if it is done, else start one when a minute has
+        completed. Polls are acknowledged meanwhile: the seal reads only closed segments."""
+        if self.sealer.running is not None:
+            if self.sealer.finish() is None:
+                return
+            self._sealed()
         target = floor_minute_us(now - self.settings.seal_delay)
         if oldest_in_flight is not None:
             target = min(target, floor_minute_us(oldest_in_flight))
@@ -222,7 +234,11 @@ class Landing:
         if current is not None and target <= current:
             return
         self.wal.rotate()
-        self.sealer.seal(target)
+        self.sealer.start(target)
+        if self.sealer.running is None:  # nothing to seal: the watermark moved at once
+            self._sealed()
+
+    def _sealed(self) -> None:
         oldest = self.sealer.oldest_segment()
         self.wal.delete_before(oldest if oldest is not None else self.wal.segment)
         if self.sealer.watermark_us is not None:

@@ -9,14 +9,19 @@ WAL segments stay until the collector has the report.
 The job: `data_dir`, `collector_id`, `before_us` (land rows older than this; null lands all),
 `segments` (each `seq`, `path`, `landed_before_us`: rows older than that are in the lake
 already), optionally `sweep` ([from, until] µs: remove this collector's temp files a crashed
-seal left in those hours). The report on stdout: `files`, `polls` (rows landed), `last_ack`
-(device -> newest acknowledged instant landed, µs) and per segment `last_us` (its newest row)
-and `pending` (its rows not landed). An OSError is reported as `error` with exit code 3.
+seal left in those hours), `parent_pid` (the collector; the job is dropped if it is gone). The
+report on stdout: `files`, `polls` (rows landed), `last_ack` (device -> newest acknowledged
+instant landed, µs) and per segment `last_us` (its newest row) and `pending` (its rows not
+landed). An OSError is reported as `error` with exit code 3.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +35,9 @@ from energy_pipeline.collector.imports import refuse_unused
 from energy_pipeline.collector.wal import MAGIC_ARROW, decode_frames
 
 EXIT_OS_ERROR = 3
+EXIT_ORPHANED = 4
+NICE = 10
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(slots=True)
@@ -226,9 +234,21 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _die_with_parent() -> None:
+    """SIGKILL when the collector that started this dies (Linux; elsewhere a no-op), and low
+    priority: a seal can wait, the poll loops cannot."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+
+
 def main() -> int:
+    _die_with_parent()
     refuse_unused()
     job = json.loads(sys.stdin.buffer.read())
+    if job.get("parent_pid", os.getppid()) != os.getppid():
+        return EXIT_ORPHANED  # the collector died before the signal was armed: it wants nothing
     try:
         report = run(job)
     except OSError as exc:
