@@ -33,6 +33,7 @@ import numpy as np
 from energy_pipeline.collector.frames import Payload, PollColumns, RawColumns, unpack
 from energy_pipeline.collector.imports import refuse_unused
 from energy_pipeline.collector.wal import MAGIC_ARROW, decode_frames
+from energy_pipeline.readings import Dictionary
 
 EXIT_OS_ERROR = 3
 EXIT_ORPHANED = 4
@@ -42,24 +43,20 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(slots=True)
 class _Names:
-    """The job's own dictionary; each frame's codes are remapped into it."""
+    """The job's own dictionary; each frame's codes are remapped into it (consecutive frames
+    carry the same dictionary, so its table is built once per change)."""
 
-    values: list[str] = field(default_factory=list)
-    _codes: dict[str, int] = field(default_factory=dict)
+    dictionary: Dictionary = field(default_factory=Dictionary)
     _last: tuple[list[str], np.ndarray] | None = None
+
+    @property
+    def values(self) -> list[str]:
+        return self.dictionary.values
 
     def remap(self, names: list[str], codes: np.ndarray) -> np.ndarray:
         if self._last is None or self._last[0] != names:
-            table = np.fromiter((self._code(n) for n in names), np.int32, len(names))
-            self._last = (names, table)
+            self._last = (names, self.dictionary.codes(names))
         return self._last[1][codes] if len(codes) else codes.astype(np.int32)
-
-    def _code(self, name: str) -> int:
-        code = self._codes.get(name)
-        if code is None:
-            code = self._codes[name] = len(self.values)
-            self.values.append(name)
-        return code
 
 
 def _arrow_payload(payload: bytes) -> Payload:
