@@ -30,6 +30,7 @@ from energy_pipeline.lake.layout import (
 )
 from energy_pipeline.lake.maintenance import compact
 from energy_pipeline.lake.schemas import RAW_SCHEMA
+from energy_pipeline.transforms.schemas import MINUTE_SCHEMA
 from energy_pipeline.transforms.timegrid import day_window
 from energy_pipeline_tests.conftest import REPO, cli_env, run_cli
 from energy_pipeline_tests.lakedata import site, write_raw, write_status
@@ -108,6 +109,11 @@ def test_minute_range_in_one_run_and_rerun_changes_nothing(lake, dagster_instanc
     mat = mats[0]
     assert mat.metadata["dagster/row_count"].value == 90 * 2 * 2
     assert mat.metadata["raw_rows_read"].value == 90 * 3 * 4
+    # the column schema is the definition's, not copied into each partition's event
+    assert "dagster/column_schema" not in mat.metadata
+    graph = build_definitions(lake).resolve_asset_graph()
+    columns = graph.get(dg.AssetKey(MINUTE_READINGS)).metadata["dagster/column_schema"].columns
+    assert [c.name for c in columns] == MINUTE_SCHEMA.names
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {
         "no_duplicate_rows": True,

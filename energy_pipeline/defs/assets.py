@@ -2,8 +2,9 @@
 
 Thin on purpose: each asset is one small function that asks `transforms/` for its table and
 `lake/` to store it (hive folders from UTC instants, exactly its own window), and returns a
-`MaterializeResult` with row count, column schema, path, a preview and what was dropped or
-skipped, plus its checks' results. No I/O managers. The daily tables share one per-day loop.
+`MaterializeResult` with row count, path, a preview and what was dropped or skipped, plus its
+checks' results; the column schema is on the definition. No I/O managers. The daily tables
+share one per-day loop.
 """
 
 from collections.abc import Callable, Iterator
@@ -98,7 +99,7 @@ def per_day(
             figures[name].append(
                 {"day": day.isoformat(), "rows": table.num_rows, **_scalars(extra)}
             )
-            meta[name] = {**table_metadata(table, schema, path), "day": day.isoformat(), **extra}
+            meta[name] = {**table_metadata(table, path), "day": day.isoformat(), **extra}
     for name in tables:
         days = figures[name]
         if len(days) > 1:
@@ -156,9 +157,7 @@ def minute_readings(context: dg.AssetExecutionContext, site: EnergySite):
         chunk = chunk_end
     files = hourly_files(site.data_dir, MINUTE_READINGS, start, end)
     outcomes = quality.minute_quality(con, files, _us(start), _us(end), site.catalog)
-    meta = table_metadata(
-        last_table, MINUTE_SCHEMA, table_dir(site.data_dir, MINUTE_READINGS), rows
-    )
+    meta = table_metadata(last_table, table_dir(site.data_dir, MINUTE_READINGS), rows)
     meta.update(
         {
             "window_start": start.isoformat(),
