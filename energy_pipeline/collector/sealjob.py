@@ -74,14 +74,11 @@ def _arrow_payload(payload: bytes) -> Payload:
         return column.cast(pa.int64()).to_numpy()
 
     dev, met = raw["device_id"].combine_chunks(), raw["metric"].combine_chunks()
-    devices = dev.dictionary.to_pylist()
-    index = {d: i for i, d in enumerate(devices)}
-    for d in polls["device_id"].to_pylist():
-        if d not in index:
-            index[d] = len(devices)
-            devices.append(d)
+    devices = Dictionary()
+    devices.codes(dev.dictionary.to_pylist())  # the raw codes keep their meaning
+    poll_devices = devices.codes(polls["device_id"].to_pylist())
     return Payload(
-        devices,
+        devices.values,
         met.dictionary.to_pylist(),
         RawColumns(
             us(raw["ts"]),
@@ -91,7 +88,7 @@ def _arrow_payload(payload: bytes) -> Payload:
         ),
         PollColumns(
             us(polls["ts"]),
-            np.array([index[d] for d in polls["device_id"].to_pylist()], np.int32),
+            poll_devices,
             polls["ok"].to_numpy(zero_copy_only=False).astype(np.uint8),
             us(polls["started_at"]),
             us(polls["finished_at"]),
@@ -190,12 +187,9 @@ def _tables(rows: _Rows) -> tuple[Any, Any]:
 
 def _last_ack(rows: _Rows) -> dict[str, int]:
     ts, device, ok = (rows.column(rows.polls, i, t) for i, t in ((0, "i8"), (1, "i4"), (2, "u1")))
-    newest: dict[str, int] = {}
-    names = rows.devices.values
-    for d, t in zip(device[ok == 1].tolist(), ts[ok == 1].tolist(), strict=True):
-        if t > newest.get(names[d], -1):
-            newest[names[d]] = t
-    return newest
+    newest = np.full(len(rows.devices.values), -1, np.int64)
+    np.maximum.at(newest, device[ok == 1], ts[ok == 1])
+    return {rows.devices.values[d]: int(newest[d]) for d in np.flatnonzero(newest >= 0)}
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

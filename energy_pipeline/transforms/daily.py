@@ -22,6 +22,7 @@ from energy_pipeline.catalog import Catalog
 from energy_pipeline.lake.layout import (
     HOUR,
     MINUTE_READINGS,
+    MINUTE_US,
     RAW_READINGS,
     hour_dir,
     hours_of,
@@ -34,7 +35,7 @@ from energy_pipeline.transforms.schemas import (
     MINUTE_SCHEMA,
     SUMMARY_SCHEMA,
 )
-from energy_pipeline.transforms.timegrid import MINUTE_US, day_window, minute_grid
+from energy_pipeline.transforms.timegrid import day_window, minute_grid
 
 
 @dataclass

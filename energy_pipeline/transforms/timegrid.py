@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
+from energy_pipeline.lake.layout import MINUTE_US
 from energy_pipeline.transforms.schemas import GRID_SCHEMA
-
-MINUTE_US = 60_000_000
 
 
 def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
