@@ -10,7 +10,7 @@ Prints (medians of --repeat runs, seconds):
 - week: the demo site (energy-pipeline.yaml: Janitza, heat pump, UPS, the 1,757-value Luxtronik,
   smart meter; 8 days from `simulate-history`, no minute_readings, so every day is computed
   from raw) — the 4 daily assets over 7 local days as ONE range run, beside the naive way (7
-  per-day runs), both in process; then once through `dagster asset materialize
+  per-day runs), both in process; then --repeat times through `dagster asset materialize
   --partition-range` on a persistent instance, as a user starts it.
 Targets: minute day <= 10 s and >= 5x faster than pandas; the year query < 1 s; the week
 <= 60 s.
@@ -407,13 +407,17 @@ def week_part(root: Path, repeat: int) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     command = [str(dagster), "asset", "materialize", "-m", "energy_pipeline.definitions"]
     command += ["-a", "defs", "--select", ",".join(DAILY_ASSETS), "--partition-range", span]
-    t = time.perf_counter()
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cli_runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        proc = subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
+        cli_runs.append(time.perf_counter() - t)
+        assert proc.returncode == 0, proc.stderr[-3000:]
     print(
         f"  the same range through `dagster asset materialize --partition-range` (new process, "
-        f"persistent instance): {wall:.2f} s (target <= 60 s)"
+        f"persistent instance): {median(cli_runs)} (target <= 60 s)"
     )
 
 
