@@ -171,9 +171,10 @@ class Site:
 
     def commit(self, outcomes: list[PollOutcome]) -> None:
         e = self.enc.encode(outcomes)
-        seq = self.wal.append(encode_frame(e.payload))
+        frame = encode_frame(e.payload)
+        seq = self.wal.append(frame)
         last = max(int(o.ts.timestamp() * 1e6) for o in outcomes)
-        self.sealer.add(seq, e.raw_rows + e.poll_rows, last)
+        self.sealer.add(seq, e.raw_rows + e.poll_rows, last, len(frame))
 
     def seal(self, before_us: int | None) -> int:
         self.wal.rotate()
@@ -232,6 +233,45 @@ def test_sealing_twice_and_replaying_never_duplicates(tmp_path):
     assert len(keys) == len(set(keys)) == (2 * 12 + 1) * 3
     assert lake_rows(tmp_path / "site", "polls").num_rows == 2 * 12 + 1
     assert len(list((tmp_path / "site").rglob("*.parquet"))) == 2
+
+
+def test_a_backlog_lands_in_batches_and_the_watermark_waits_for_the_last(tmp_path):
+    site = Site(tmp_path)
+    jobs: list[list[int]] = []
+
+    def launch(job: dict) -> Inline:
+        jobs.append([s["seq"] for s in job["segments"]])
+        return Inline(job)
+
+    site.sealer.launch = launch
+    for s in range(5):
+        site.commit([outcome("a", T0 + s)])
+        site.wal.rotate()
+    sizes = {seg.size for seg in site.sealer.segments.values()}
+    assert len(sizes) == 1 and sizes.pop() == (site.wal.path(0)).stat().st_size
+    site.sealer.batch_bytes = 2 * site.sealer.segments[0].size
+    target = int(T0 * 1e6) + MINUTE_US
+    for expected in ([0, 1], [2, 3]):
+        site.sealer.start(target)
+        report = site.sealer.finish(block=True)
+        assert jobs[-1] == expected and report is not None and not report.whole
+        assert site.sealer.watermark_us is None  # minutes are complete only once all is read
+    site.sealer.start(target)
+    assert site.sealer.finish(block=True).whole and jobs[-1] == [4]
+    assert site.sealer.watermark_us == target and site.sealer.segments == {}
+    assert lake_rows(tmp_path, "polls").num_rows == 5
+
+
+def test_a_blocking_seal_goes_on_batch_by_batch_and_sums_the_reports(tmp_path):
+    site = Site(tmp_path)
+    for s in range(3):
+        site.commit([outcome("a", T0 + s), outcome("b", T0 + 10 * s)])
+        site.wal.rotate()
+    site.sealer.batch_bytes = 1  # every job still takes one segment
+    report = site.sealer.seal(None)
+    assert report.whole and report.polls == 6 and site.sealer.segments == {}
+    assert report.last_ack == {"a": int((T0 + 2) * 1e6), "b": int((T0 + 20) * 1e6)}
+    assert lake_rows(tmp_path, "raw_readings").num_rows == 6 * 3
 
 
 def test_other_collectors_files_are_never_touched(tmp_path):
@@ -355,6 +395,89 @@ def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
     landing.final_seal()
     landed = lake_rows(tmp_path / "data", "polls")
     assert landed.num_rows == kept // 4  # each poll: 3 readings + 1 poll row
+
+
+def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
+    from energy_pipeline.collector.landing import Landing
+    from energy_pipeline.collector.state import CollectorState, DeviceState
+    from energy_pipeline.config import Config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "raw_readings").write_bytes(b"")  # the lake refuses (ENOTDIR), the WAL does not
+    config = Config.model_validate(
+        {"storage": {"data_dir": str(data)}, "collector": {"wal_dir": str(tmp_path / "wal")}}
+    )
+    state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
+    state.devices["a"] = DeviceState("a", 1.0)
+    clock = StillClock(T0)
+    landing = Landing(config, state, clock)
+    landing.sealer.launch = Inline
+    landing.sealer.batch_bytes = 1
+    landing.recover()
+    for minute in range(4):
+        clock.now = T0 + 60 * minute + 5
+        landing.stage([outcome("a", T0 + 60 * minute)])
+        landing.persist(None)
+    assert state.storage_error and "Not a directory" in state.storage_error
+    assert state.devices["a"].last_ack_ts == datetime.fromtimestamp(T0 + 180, UTC)
+    backlog = landing.wal.segments()
+    assert len(backlog) >= 4
+    (data / "raw_readings").unlink()
+    clock.now = T0 + 200  # past the retry backoff, still before the next minute's seal
+    ticks = 0
+    while state.sealed_watermark != datetime.fromtimestamp(T0 + 180, UTC):
+        landing.persist(None)
+        ticks += 1
+        assert ticks <= len(backlog) + 1
+    assert ticks == len(backlog) + 1  # a job per segment, the last report taken a tick later
+    assert state.storage_error is None
+    assert lake_rows(data, "polls").num_rows == 3  # the minute T0 + 180 is still open
+    landing.final_seal()
+    assert lake_rows(data, "polls").num_rows == 4 and landing.wal.segments() == []
+
+
+def test_a_refusing_lake_is_retried_with_capped_backoff_not_every_tick(tmp_path, caplog):
+    from energy_pipeline.collector.landing import Landing
+    from energy_pipeline.collector.state import CollectorState, DeviceState
+    from energy_pipeline.config import Config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "raw_readings").write_bytes(b"")
+    config = Config.model_validate(
+        {"storage": {"data_dir": str(data)}, "collector": {"wal_dir": str(tmp_path / "wal")}}
+    )
+    state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
+    state.devices["a"] = DeviceState("a", 1.0)
+    clock = StillClock(T0)
+    landing = Landing(config, state, clock)
+    launches: list[float] = []
+
+    def launch(job: dict) -> Inline:
+        launches.append(clock.now - T0)
+        return Inline(job)
+
+    landing.sealer.launch = launch
+    landing.recover()
+    assert launches == []  # an empty log needs no seal process at start-up
+    failing = []
+    for s in range(251):
+        clock.now = T0 + s
+        if s == 180:
+            (data / "raw_readings").unlink()
+        landing.stage([outcome("a", T0 + s)])
+        landing.persist(None)
+        assert state.devices["a"].last_ack_ts == datetime.fromtimestamp(T0 + s, UTC)
+        failing.append(state.storage_error is not None)
+    # 0 and 5: the seals of the minute before T0 (nothing to write); 65: the minute T0,
+    # refused, then retried after 1, 2, 4, ... s up to 60 s; 188 lands it; 245 the next
+    assert launches == [0, 5, 65, 66, 68, 72, 80, 96, 128, 188, 245]
+    assert failing == [False] * 65 + [True] * (189 - 65) + [False] * (251 - 189)
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("data directory writable again") == 1  # one state change, said once
+    assert state.sealed_watermark == datetime.fromtimestamp(T0 + 240, UTC)
+    assert lake_rows(data, "polls").num_rows == 240
 
 
 def test_polls_are_acknowledged_while_the_seal_process_runs(tmp_path):

@@ -7,7 +7,10 @@ fdatasync, the watermark after the Parquet renames.
 
 When the data directory refuses writes (full, read-only, gone), encoded commits wait in memory
 up to `collector.max_pending_mb`, the error is logged loudly once a minute, every tick retries,
-and the backlog lands in one append when writes succeed again.
+and the backlog lands in one append when writes succeed again. When only the lake refuses (the
+WAL takes appends), acknowledgements go on and the seal is retried with capped backoff: each try
+starts a process, which every tick would make a steady CPU load; the backlog then lands batch
+by batch (see `sealer`).
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from energy_pipeline.config import Config
 from energy_pipeline.lake.disk import disk_space
 from energy_pipeline.lake.layout import MINUTE_US, state_dir
 from energy_pipeline.lake.status import read_status, write_status
+from energy_pipeline.lake.sweep import sweep_temp
 from energy_pipeline.readings import PollOutcome
 
 log = logging.getLogger("energy_pipeline.collector")
 
 STORAGE_LOG_EVERY = 60.0
 """While the data directory refuses writes, the error is repeated this often (seconds)."""
+
+SEAL_RETRY_MAX_S = 60.0
+"""A failed seal is retried after 1, 2, 4, ... seconds, at most this long."""
 
 SWEEP_BEFORE_WATERMARK = timedelta(hours=1)
 SWEEP_LIMIT = timedelta(hours=48)
@@ -98,6 +105,8 @@ class Landing:
         self.unwritten: list[Unwritten] = []
         self._failing_since: float | None = None
         self._logged_at = 0.0
+        self._seal_failures = 0
+        self._seal_retry_at = 0.0
 
     def recover(self) -> dict[str, float]:
         """Replay the WAL into the lake; returns each device's last acknowledged instant."""
@@ -110,11 +119,11 @@ class Landing:
                 last_ack[dev_id] = datetime.fromisoformat(dev["last_ack_ts"]).timestamp()
         now = utc(self.clock.time())
         since = (self.state.sealed_watermark or now) - SWEEP_BEFORE_WATERMARK
-        sweep = (to_us(max(since, now - SWEEP_LIMIT).timestamp()), to_us(now.timestamp()))
         self.sealer.found(self.wal.segments())
         self.wal.rotate()
         try:
-            report = self.sealer.seal(None, sweep)
+            sweep_temp(self.data_dir, self.settings.id, max(since, now - SWEEP_LIMIT), now)
+            report = self.sealer.seal(None)
             self.wal.delete_before(self.wal.segment)
         except OSError as exc:
             self._failed(exc, "sealing the replayed write-ahead log")
@@ -160,13 +169,14 @@ class Landing:
             if self.unwritten:
                 self._append()
             self._maybe_seal(now, oldest_in_flight)
-            if self._failing_since is not None:
-                log.warning(
-                    "data directory writable again",
-                    extra={"fields": {"failing_for_s": round(now - self._failing_since)}},
-                )
-            self._failing_since = None
-            self.state.storage_error = None
+            if self._seal_failures == 0:  # a seal waiting to retry still fails
+                if self._failing_since is not None:
+                    log.warning(
+                        "data directory writable again",
+                        extra={"fields": {"failing_for_s": round(now - self._failing_since)}},
+                    )
+                self._failing_since = None
+                self.state.storage_error = None
         except OSError as exc:
             self._failed(exc, "writing the write-ahead log or the lake")
             self._bound()
@@ -210,7 +220,7 @@ class Landing:
         done, self.unwritten = self.unwritten, []
         self.state.commits += 1
         for u in done:
-            self.sealer.add(segment, u.raw_rows + u.poll_rows, to_us(u.last_ts))
+            self.sealer.add(segment, u.raw_rows + u.poll_rows, to_us(u.last_ts), len(u.frame))
             self.state.readings_acknowledged += u.raw_rows
             for dev_id, ts in u.acks.items():
                 st = self.state.devices[dev_id]
@@ -219,11 +229,23 @@ class Landing:
 
     def _maybe_seal(self, now: float, oldest_in_flight: float | None) -> None:
         """Collect the running seal's report if it is done, else start one when a minute has
-        completed. Polls are acknowledged meanwhile: the seal reads only closed segments."""
+        completed (or a batch of a backlog is left). Polls are acknowledged meanwhile: the seal
+        reads only closed segments."""
+        try:
+            self._seal_step(now, oldest_in_flight)
+        except OSError:
+            self._seal_failures += 1
+            delay = min(SEAL_RETRY_MAX_S, 2.0 ** (self._seal_failures - 1))
+            self._seal_retry_at = now + delay
+            raise
+
+    def _seal_step(self, now: float, oldest_in_flight: float | None) -> None:
         if self.sealer.running is not None:
             if self.sealer.finish() is None:
                 return
             self._sealed()
+        if now < self._seal_retry_at:
+            return
         target = floor_minute_us(now - self.settings.seal_delay)
         if oldest_in_flight is not None:
             target = min(target, floor_minute_us(oldest_in_flight))
@@ -239,6 +261,7 @@ class Landing:
             self._sealed()
 
     def _sealed(self) -> None:
+        self._seal_failures = 0
         oldest = self.sealer.oldest_segment()
         self.wal.delete_before(oldest if oldest is not None else self.wal.segment)
         if self.sealer.watermark_us is not None:
@@ -254,8 +277,15 @@ class Landing:
         if now - self._logged_at >= STORAGE_LOG_EVERY or self._logged_at == 0.0:
             self._logged_at = now
             log.error(
-                "DATA DIRECTORY REFUSES WRITES; keeping readings in memory and retrying every tick",
-                extra={"fields": {"error": message, "pending_rows": self.unwritten_rows}},
+                "DATA DIRECTORY REFUSES WRITES; readings wait (in memory or in the write-ahead "
+                "log) and writing is retried",
+                extra={
+                    "fields": {
+                        "error": message,
+                        "pending_rows": self.unwritten_rows,
+                        "wal_backlog_rows": self.sealer.rows,
+                    }
+                },
             )
 
     def _bound(self) -> None:

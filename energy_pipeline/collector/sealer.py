@@ -8,6 +8,12 @@ acknowledged into the next segment while it writes, and the collector collects i
 later tick. It runs at low priority, so on a busy machine it waits for the poll loops, not they
 for it, and it dies with the collector (PR_SET_PDEATHSIG): a collector killed mid-seal leaves
 what a crash inside its own process would, temp files and an intact WAL.
+
+A seal job reads at most `SEAL_BATCH_BYTES` of segments (the oldest first; always at least one)
+and holds their rows several times over while it writes, so a backlog (a lake that refused
+writes for hours, a large WAL found at start-up) lands in bounded steps, each well inside the
+timeout, instead of in one job that would run out of memory or time and be retried forever. The
+watermark moves only once a job has covered every segment.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ SEAL_TIMEOUT_S = 300.0
 """Longest a seal may take before it is killed and retried (a minute of 1,000 devices takes
 1.3 s on the 2-core test machine, start-up included)."""
 
+SEAL_BATCH_BYTES = 128 * 1024 * 1024
+"""Most WAL bytes one seal job reads: about 1.4 minutes of a 1,000-device worker (~1.5 MB a
+tick), 15 of a 100-device collector; the job peaks at a few times this."""
+
 
 @dataclass(slots=True)
 class Segment:
@@ -40,6 +50,8 @@ class Segment:
     """Its newest row's instant; None while unknown (a segment found at start-up)."""
     landed_before_us: int | None = None
     """Its rows older than this are in the lake."""
+    size: int = 0
+    """Its bytes on disk: what a seal job will read."""
 
 
 @dataclass(slots=True)
@@ -47,6 +59,15 @@ class SealReport:
     files: int = 0
     polls: int = 0
     last_ack: dict[str, int] = field(default_factory=dict)
+    whole: bool = True
+    """The job covered every segment known when it started (else the next job goes on)."""
+
+    def add(self, other: SealReport) -> None:
+        self.files += other.files
+        self.polls += other.polls
+        for dev_id, ts_us in other.last_ack.items():
+            self.last_ack[dev_id] = max(self.last_ack.get(dev_id, ts_us), ts_us)
+        self.whole = other.whole
 
 
 class Seal(Protocol):
@@ -116,6 +137,7 @@ class SealProcess:
 class Running:
     seal: Seal
     before_us: int | None
+    whole: bool
 
 
 @dataclass(slots=True)
@@ -126,19 +148,25 @@ class Sealer:
     collector_id: str
     segment_path: Callable[[int], Path]
     launch: Callable[[dict[str, Any]], Seal] = SealProcess
+    batch_bytes: int = SEAL_BATCH_BYTES
     segments: dict[int, Segment] = field(default_factory=dict)
     watermark_us: int | None = None
     running: Running | None = None
 
-    def add(self, seq: int, rows: int, last_us: int) -> None:
+    def add(self, seq: int, rows: int, last_us: int, size: int) -> None:
         seg = self.segments.setdefault(seq, Segment())
         seg.pending += rows
+        seg.size += size
         seg.last_us = last_us if seg.last_us is None else max(seg.last_us, last_us)
 
     def found(self, seqs: list[int]) -> None:
         """Segments on disk at start-up: what they hold is known once a seal has read them."""
         for seq in seqs:
-            self.segments.setdefault(seq, Segment())
+            try:
+                size = self.segment_path(seq).stat().st_size
+            except FileNotFoundError:
+                size = 0
+            self.segments.setdefault(seq, Segment(size=size))
 
     @property
     def rows(self) -> int:
@@ -147,24 +175,39 @@ class Sealer:
     def oldest_segment(self) -> int | None:
         return min(self.segments, default=None)
 
-    def seal(self, before_us: int | None, sweep: tuple[int, int] | None = None) -> SealReport:
-        """`start`, then wait for its report (start-up, shutdown, adopting a WAL)."""
+    def seal(self, before_us: int | None) -> SealReport:
+        """`start` and wait for each job's report until every segment is covered (start-up,
+        shutdown, adopting a WAL); the reports summed."""
         self.wait()
-        self.start(before_us, sweep)
-        return self.finish(block=True) or SealReport()
+        total = SealReport()
+        while True:
+            self.start(before_us)
+            report = self.finish(block=True)
+            if report is None:
+                return total
+            total.add(report)
+            if report.whole:
+                return total
 
-    def start(self, before_us: int | None, sweep: tuple[int, int] | None = None) -> None:
+    def start(self, before_us: int | None) -> None:
         """Start landing every row with ts < `before_us` from the segments known now (the
         caller has rotated the WAL, so none of them grows any more).
 
         `None` lands everything (WAL replay at start-up, shutdown) without moving the watermark:
         the current minute may still be growing and will be merged into when it is sealed.
-        With no segment and no sweep there is nothing to run and the watermark moves at once.
+        With no segment there is nothing to run and the watermark moves at once.
+        The job takes the oldest segments up to `batch_bytes`.
         """
         assert self.running is None, "one seal at a time"
-        if not self.segments and sweep is None:
+        if not self.segments:
             self.advance(before_us)
             return
+        batch, size = [], 0
+        for seq, s in sorted(self.segments.items()):
+            if batch and size + s.size > self.batch_bytes:
+                break
+            batch.append(seq)
+            size += s.size
         job = {
             "data_dir": str(self.data_dir),
             "collector_id": self.collector_id,
@@ -173,17 +216,17 @@ class Sealer:
                 {
                     "seq": seq,
                     "path": str(self.segment_path(seq)),
-                    "landed_before_us": s.landed_before_us,
+                    "landed_before_us": self.segments[seq].landed_before_us,
                 }
-                for seq, s in sorted(self.segments.items())
+                for seq in batch
             ],
-            "sweep": sweep,
         }
-        self.running = Running(self.launch(job), before_us)
+        whole = len(batch) == len(self.segments)
+        self.running = Running(self.launch(job), before_us, whole)
 
     def finish(self, block: bool = False) -> SealReport | None:
         """The running seal's report once it is done (None while it runs or when none runs);
-        its segments' figures and the watermark are updated first.
+        its segments' figures and, if it covered them all, the watermark are updated first.
 
         Raises OSError (nothing is forgotten then; the next start retries).
         """
@@ -206,8 +249,9 @@ class Sealer:
                 del self.segments[int(seq)]
             else:
                 seg.landed_before_us = before_us
-        self.advance(before_us)
-        return SealReport(report["files"], report["polls"], report["last_ack"])
+        if running.whole:
+            self.advance(before_us)
+        return SealReport(report["files"], report["polls"], report["last_ack"], running.whole)
 
     def wait(self) -> None:
         """Let a running seal end (its OSError is dropped: its rows are still pending)."""

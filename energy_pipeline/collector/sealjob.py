@@ -8,10 +8,9 @@ WAL segments stay until the collector has the report.
 
 The job: `data_dir`, `collector_id`, `before_us` (land rows older than this; null lands all),
 `segments` (each `seq`, `path`, `landed_before_us`: rows older than that are in the lake
-already), optionally `sweep` ([from, until] µs: remove this collector's temp files a crashed
-seal left in those hours), `parent_pid` (the collector; the job is dropped if it is gone). The
-report on stdout: `files`, `polls` (rows landed), `last_ack` (device -> newest acknowledged
-instant landed, µs) and per segment `last_us` (its newest row) and `pending` (its rows not
+already), `parent_pid` (the collector; the job is dropped if it is gone). The report on
+stdout: `files`, `polls` (rows landed), `last_ack` (device -> newest acknowledged instant
+landed, µs) and per segment `last_us` (its newest row) and `pending` (its rows not
 landed). An OSError is reported as `error` with exit code 3.
 """
 
@@ -24,7 +23,6 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,9 +195,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     from energy_pipeline.lake.seal import LakeWriter
 
     writer = LakeWriter(Path(job["data_dir"]), job["collector_id"])
-    if job.get("sweep"):
-        since, until = (datetime.fromtimestamp(us / 1e6, UTC) for us in job["sweep"])
-        writer.sweep_temp(since, until)
     before = job["before_us"]
     rows = _Rows()
     segments: dict[str, dict[str, int | None]] = {}

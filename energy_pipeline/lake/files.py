@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,11 @@ def fsync_dir(path: Path) -> None:
 
 def _tmp_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def temp_name_pattern(name: str) -> re.Pattern[str]:
+    """The temp files `_tmp_for` names for targets whose names match the regex `name`."""
+    return re.compile(rf"\.{name}\.\d+{re.escape(TMP_SUFFIX)}")
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:

@@ -14,8 +14,7 @@ half file.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,6 @@ from energy_pipeline.lake.layout import (
     MINUTE_US,
     POLLS,
     RAW_READINGS,
-    TMP_SUFFIX,
     hour_dir,
 )
 from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_SCHEMA, plain_raw
@@ -70,27 +68,6 @@ class LakeWriter:
             hour_dir(self.data_dir, table, start)
             / f"{self.collector_id}-{start:%Y%m%dT%H%M}.parquet"
         )
-
-    def sweep_temp(self, since: datetime, until: datetime) -> int:
-        """Remove this collector's temp files left by a crash mid-write in [since, until].
-
-        Only called under the collector's lock, so no live writer owns them. Readers ignore
-        them anyway; this only keeps the folders clean.
-        """
-        removed = 0
-        mine = re.compile(
-            rf"\.{re.escape(self.collector_id)}-\d{{8}}T\d{{4}}\.parquet\.\d+{re.escape(TMP_SUFFIX)}"
-        )
-        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        while hour <= until:
-            for table in (RAW_READINGS, POLLS):
-                folder = hour_dir(self.data_dir, table, hour)
-                for stale in folder.glob(f".{self.collector_id}-*{TMP_SUFFIX}"):
-                    if mine.fullmatch(stale.name):
-                        stale.unlink(missing_ok=True)
-                        removed += 1
-            hour += timedelta(hours=1)
-        return removed
 
     def write(self, raw: pa.Table, polls: pa.Table, period_us: int = MINUTE_US) -> int:
         """Land rows (raw in RAW_SCHEMA or its dictionary form, polls in POLLS_SCHEMA)."""
