@@ -139,6 +139,16 @@ def peak_rss_mb(procs: list[psutil.Process]) -> float:
     return total
 
 
+def collect_workers(parent: psutil.Process) -> list[psutil.Process]:
+    """The parent's `collect` workers; a seal process may end while they are listed."""
+    workers = []
+    for child in parent.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "collect" in child.cmdline():
+                workers.append(child)
+    return workers
+
+
 def cpu_seconds(procs: list[psutil.Process]) -> float:
     """Their CPU and that of the children they waited for (the seal processes)."""
     return sum(
@@ -182,8 +192,7 @@ def run_once(
             wait_up(folder / "data", count, 60)
             time.sleep(2.0)
             parent, farm_proc = psutil.Process(collector.pid), psutil.Process(farm.pid)
-            workers = parent.children(recursive=True)
-            procs = [parent, *(p for p in workers if "collect" in p.cmdline())]
+            procs = [parent, *collect_workers(parent)]
             t0 = float(int(time.time()) + 1)
             time.sleep(max(0.0, t0 - time.time()))
             c0, f0, w0 = cpu_seconds(procs), farm_proc.cpu_times(), time.monotonic()
