@@ -397,21 +397,28 @@ def test_refused_writes_keep_readings_up_to_the_bound_then_land(tmp_path):
     assert landed.num_rows == kept // 4  # each poll: 3 readings + 1 poll row
 
 
-def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
+def refusing_lake(tmp_path: Path):
+    """A landing of device "a" on a still clock at T0 whose lake refuses writes (ENOTDIR, a
+    real OS error) while its WAL, in another folder, takes appends; unlink `data/raw_readings`
+    to end the outage."""
     from energy_pipeline.collector.landing import Landing
     from energy_pipeline.collector.state import CollectorState, DeviceState
     from energy_pipeline.config import Config
 
     data = tmp_path / "data"
     data.mkdir()
-    (data / "raw_readings").write_bytes(b"")  # the lake refuses (ENOTDIR), the WAL does not
+    (data / "raw_readings").write_bytes(b"")
     config = Config.model_validate(
         {"storage": {"data_dir": str(data)}, "collector": {"wal_dir": str(tmp_path / "wal")}}
     )
     state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
     state.devices["a"] = DeviceState("a", 1.0)
     clock = StillClock(T0)
-    landing = Landing(config, state, clock)
+    return data, state, clock, Landing(config, state, clock)
+
+
+def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
+    data, state, clock, landing = refusing_lake(tmp_path)
     landing.sealer.launch = Inline
     landing.sealer.batch_bytes = 1
     landing.recover()
@@ -438,20 +445,7 @@ def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
 
 
 def test_a_refusing_lake_is_retried_with_capped_backoff_not_every_tick(tmp_path, caplog):
-    from energy_pipeline.collector.landing import Landing
-    from energy_pipeline.collector.state import CollectorState, DeviceState
-    from energy_pipeline.config import Config
-
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "raw_readings").write_bytes(b"")
-    config = Config.model_validate(
-        {"storage": {"data_dir": str(data)}, "collector": {"wal_dir": str(tmp_path / "wal")}}
-    )
-    state = CollectorState("main", 1, datetime.fromtimestamp(T0, UTC))
-    state.devices["a"] = DeviceState("a", 1.0)
-    clock = StillClock(T0)
-    landing = Landing(config, state, clock)
+    data, state, clock, landing = refusing_lake(tmp_path)
     launches: list[float] = []
 
     def launch(job: dict) -> Inline:
@@ -543,8 +537,9 @@ def test_a_seal_process_dies_with_its_collector_and_drops_an_orphaned_job(tmp_pa
     os.close(job_r)
     child = int(parent.stdout.readline())
     stat = Path(f"/proc/{child}/stat")
+    niced = min(19, os.getpriority(os.PRIO_PROCESS, 0) + sealjob.NICE)  # under `nice` too
     deadline = time.monotonic() + 30
-    while int(stat.read_text().rsplit(")", 1)[1].split()[16]) != sealjob.NICE:  # armed, then niced
+    while int(stat.read_text().rsplit(")", 1)[1].split()[16]) != niced:  # armed, then niced
         assert time.monotonic() < deadline, "the seal process never started"
         time.sleep(0.02)
     parent.send_signal(signal.SIGKILL)
