@@ -474,6 +474,13 @@ def test_a_refusing_lake_is_retried_with_capped_backoff_not_every_tick(tmp_path,
     assert lake_rows(data, "polls").num_rows == 240
 
 
+def test_seal_retries_double_up_to_the_cap_and_never_overflow():
+    from energy_pipeline.collector.landing import SEAL_RETRY_MAX_S, seal_retry_delay
+
+    assert [seal_retry_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert seal_retry_delay(100_000) == SEAL_RETRY_MAX_S  # 2.0 ** 99_999 would raise
+
+
 def test_polls_are_acknowledged_while_the_seal_process_runs(tmp_path):
     from energy_pipeline.collector.landing import Landing
     from energy_pipeline.collector.state import CollectorState, DeviceState

@@ -74,6 +74,12 @@ def floor_minute_us(ts: float) -> int:
     return (int(ts * 1_000_000) // MINUTE_US) * MINUTE_US
 
 
+def seal_retry_delay(failures: int) -> float:
+    """Seconds before the next try after `failures` failed seals in a row (a day of failures
+    must not overflow the float)."""
+    return min(SEAL_RETRY_MAX_S, 2.0 ** min(failures - 1, 16))
+
+
 def wal_folder(config: Config) -> Path:
     settings = config.collector
     if settings.wal_dir is not None:
@@ -235,8 +241,7 @@ class Landing:
             self._seal_step(now, oldest_in_flight)
         except OSError:
             self._seal_failures += 1
-            delay = min(SEAL_RETRY_MAX_S, 2.0 ** (self._seal_failures - 1))
-            self._seal_retry_at = now + delay
+            self._seal_retry_at = now + seal_retry_delay(self._seal_failures)
             raise
 
     def _seal_step(self, now: float, oldest_in_flight: float | None) -> None:
