@@ -107,7 +107,8 @@ def test_minute_range_in_one_run_and_rerun_changes_nothing(lake, dagster_instanc
     mats = result.asset_materializations_for_node(MINUTE_READINGS)
     assert len(mats) == 90  # one event per minute partition, one run, one query
     mat = mats[0]
-    assert mat.metadata["dagster/row_count"].value == 90 * 2 * 2
+    assert mat.metadata["rows_in_run"].value == 90 * 2 * 2
+    assert "dagster/row_count" not in mat.metadata  # the run's total is no minute's count
     assert mat.metadata["raw_rows_read"].value == 90 * 3 * 4
     # the column schema is the definition's, not copied into each partition's event
     assert "dagster/column_schema" not in mat.metadata
@@ -145,6 +146,7 @@ def test_daily_partition_uses_minutes_and_rerun_is_identical(lake, dagster_insta
     first = pq.read_table(path)
     minutes = int((day_window(DAY, BERLIN)[1] - DAY_START).total_seconds() // 60)
     assert first.num_rows == 2 * 2 * minutes
+    assert mat.metadata["dagster/row_count"].value == first.num_rows  # one partition, its own
     checks = {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
     assert checks["one_row_per_minute_of_the_day"][0] is True
     assert checks["daily_completeness"] == (False, dg.AssetCheckSeverity.ERROR)
@@ -283,7 +285,8 @@ def test_partition_ranges_are_one_run_through_the_dagster_cli(tmp_path: Path) ->
         per_day = meta["per_day"].value
         assert [d["day"] for d in per_day] == [d.isoformat() for d in days]
         assert [d["rows"] for d in per_day] == [2 * 2 * 1440, 2 * 2 * 1380]
-        assert meta["dagster/row_count"].value == 2 * 2 * (1440 + 1380)
+        assert meta["rows_in_run"].value == 2 * 2 * (1440 + 1380)
+        assert meta["dagster/row_count"].value == 2 * 2 * 1380  # the latest is the second day's
     finally:
         instance.dispose()
 
