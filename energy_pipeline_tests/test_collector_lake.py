@@ -23,7 +23,7 @@ from energy_pipeline.collector.wal import WriteAheadLog, decode_frames, encode_f
 from energy_pipeline.lake.layout import HOUR_US, MINUTE_US
 from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_DICT_SCHEMA, RAW_SCHEMA, TS_TYPE
 from energy_pipeline.lake.seal import split_periods
-from energy_pipeline.readings import PollOutcome, Sample
+from energy_pipeline.readings import Backfill, PollOutcome, Sample
 
 NAMES = ("voltage_l1_n", "current_l1", "power_active_total")
 T0 = 1_763_870_400.0  # 2025-11-23T04:00:00Z, a minute boundary
@@ -174,7 +174,7 @@ class Site:
         frame = encode_frame(e.payload)
         seq = self.wal.append(frame)
         last = max(int(o.ts.timestamp() * 1e6) for o in outcomes)
-        self.sealer.add(seq, e.raw_rows + e.poll_rows, last, len(frame))
+        self.sealer.add(seq, e.raw_rows + e.poll_rows, e.first_us, last, len(frame))
 
     def seal(self, before_us: int | None) -> int:
         self.wal.rotate()
@@ -260,6 +260,54 @@ def test_a_backlog_lands_in_batches_and_the_watermark_waits_for_the_last(tmp_pat
     assert site.sealer.finish(block=True).whole and jobs[-1] == [4]
     assert site.sealer.watermark_us == target and site.sealer.segments == {}
     assert lake_rows(tmp_path, "polls").num_rows == 5
+
+
+def test_a_segment_over_the_batch_size_kept_for_its_later_rows_never_stalls_the_watermark(
+    tmp_path,
+):
+    """One process past ~1,400 devices writes more than a batch in a minute's segment, and that
+    segment stays (it holds the next minute's first seconds) while newer ones pile up behind
+    it. A batch must still complete the minute, and the kept segment is not read again."""
+    site = Site(tmp_path)
+    jobs: list[list[int]] = []
+
+    def launch(job: dict) -> Inline:
+        jobs.append([s["seq"] for s in job["segments"]])
+        return Inline(job)
+
+    site.sealer.launch = launch
+    site.sealer.batch_bytes = 1  # every segment is over it
+    site.commit([outcome("a", T0 + s) for s in range(0, 66, 5)])  # minute T0 and 5 s after
+    site.wal.rotate()
+    site.commit([outcome("a", T0 + 66)])
+    site.wal.rotate()
+    target = int(T0 * 1e6) + MINUTE_US
+    site.sealer.start(target)
+    report = site.sealer.finish(block=True)
+    assert jobs == [[0]] and report is not None and report.whole
+    assert site.sealer.watermark_us == target
+    site.commit([outcome("a", T0 + 67)])
+    site.wal.rotate()
+    site.sealer.start(target)  # nothing before the target is left: no job at all
+    assert site.sealer.running is None and jobs == [[0]]
+    assert lake_rows(tmp_path, "polls").num_rows == 12
+
+
+def test_a_backfilled_reading_older_than_its_poll_makes_its_segment_due(tmp_path):
+    site = Site(tmp_path)
+    site.commit([outcome("a", T0 + 60)])
+    site.wal.rotate()
+    poll = outcome("a", T0 + 61)
+    poll.sample.backfill = Backfill(
+        np.array([int((T0 + 30) * 1e6)]), ("voltage_l1_n",), np.array([229.0])
+    )
+    site.commit([poll])
+    site.wal.rotate()
+    assert site.sealer.segments[1].first_us == int((T0 + 30) * 1e6)
+    site.sealer.start(int(T0 * 1e6) + MINUTE_US)
+    site.sealer.finish(block=True)
+    raw = lake_rows(tmp_path, "raw_readings")
+    assert raw["ts"].to_pylist() == [datetime.fromtimestamp(T0 + 30, UTC)]
 
 
 def test_a_blocking_seal_goes_on_batch_by_batch_and_sums_the_reports(tmp_path):
@@ -436,8 +484,10 @@ def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
     while state.sealed_watermark != datetime.fromtimestamp(T0 + 180, UTC):
         landing.persist(None)
         ticks += 1
-        assert ticks <= len(backlog) + 1
-    assert ticks == len(backlog) + 1  # a job per segment, the last report taken a tick later
+        assert ticks <= len(backlog)
+    # a job per segment with rows before the target (the newest holds only the open
+    # minute T0 + 180 and is not read), the last report taken a tick later
+    assert ticks == (len(backlog) - 1) + 1
     assert state.storage_error is None
     assert lake_rows(data, "polls").num_rows == 3  # the minute T0 + 180 is still open
     landing.final_seal()
@@ -464,9 +514,9 @@ def test_a_refusing_lake_is_retried_with_capped_backoff_not_every_tick(tmp_path,
         landing.persist(None)
         assert state.devices["a"].last_ack_ts == datetime.fromtimestamp(T0 + s, UTC)
         failing.append(state.storage_error is not None)
-    # 0 and 5: the seals of the minute before T0 (nothing to write); 65: the minute T0,
-    # refused, then retried after 1, 2, 4, ... s up to 60 s; 188 lands it; 245 the next
-    assert launches == [0, 5, 65, 66, 68, 72, 80, 96, 128, 188, 245]
+    # nothing before T0 to land, so no process until 65: the minute T0, refused, then retried
+    # after 1, 2, 4, ... s up to 60 s; 188 lands it; 245 the next
+    assert launches == [65, 66, 68, 72, 80, 96, 128, 188, 245]
     assert failing == [False] * 65 + [True] * (189 - 65) + [False] * (251 - 189)
     said = [r.getMessage() for r in caplog.records]
     assert said.count("data directory writable again") == 1  # one state change, said once

@@ -33,6 +33,8 @@ class Encoded:
     raw_rows: int
     poll_rows: int
     invalid: dict[str, int]
+    first_us: int
+    """Its oldest row's instant: a backfilled reading may be older than every poll."""
 
 
 class OutcomeEncoder:
@@ -89,7 +91,8 @@ class OutcomeEncoder:
         devices.refresh(self.devices.values)
         metrics.refresh(self.metrics.values)
         raw = RawColumns(ts, device, metric, values)
-        return Encoded(pack(devices, metrics, raw, polls), len(ts), len(outcomes), invalid)
+        first = min([int(polls.ts_us.min()), *(int(e[0].min()) for e in extra if len(e[0]))])
+        return Encoded(pack(devices, metrics, raw, polls), len(ts), len(outcomes), invalid, first)
 
     def _polls(self, outcomes: Sequence[PollOutcome]) -> PollColumns:
         """One row per poll: per device, so a plain Python pass is cheap enough."""

@@ -95,7 +95,7 @@ class Unwritten:
     raw_rows: int
     poll_rows: int
     acks: dict[str, float]
-    first_ts: float
+    first_us: int
     last_ts: float
 
 
@@ -159,7 +159,7 @@ class Landing:
                 encoded.raw_rows,
                 encoded.poll_rows,
                 acks,
-                min(o.ts.timestamp() for o in outcomes),
+                encoded.first_us,
                 max(o.ts.timestamp() for o in outcomes),
             )
         )
@@ -226,7 +226,8 @@ class Landing:
         done, self.unwritten = self.unwritten, []
         self.state.commits += 1
         for u in done:
-            self.sealer.add(segment, u.raw_rows + u.poll_rows, to_us(u.last_ts), len(u.frame))
+            rows = u.raw_rows + u.poll_rows
+            self.sealer.add(segment, rows, u.first_us, to_us(u.last_ts), len(u.frame))
             self.state.readings_acknowledged += u.raw_rows
             for dev_id, ts in u.acks.items():
                 st = self.state.devices[dev_id]
@@ -305,7 +306,7 @@ class Landing:
                 extra={
                     "fields": {
                         "rows": dropped.raw_rows,
-                        "from": utc(dropped.first_ts).isoformat(),
+                        "from": utc(dropped.first_us / 1_000_000).isoformat(),
                     }
                 },
             )

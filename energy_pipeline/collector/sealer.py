@@ -9,11 +9,12 @@ later tick. It runs at low priority, so on a busy machine it waits for the poll 
 for it, and it dies with the collector (PR_SET_PDEATHSIG): a collector killed mid-seal leaves
 what a crash inside its own process would, temp files and an intact WAL.
 
-A seal job reads at most `SEAL_BATCH_BYTES` of segments (the oldest first; always at least one)
-and holds their rows several times over while it writes, so a backlog (a lake that refused
-writes for hours, a large WAL found at start-up) lands in bounded steps, each well inside the
-timeout, instead of in one job that would run out of memory or time and be retried forever. The
-watermark moves only once a job has covered every segment.
+A seal job reads only segments that may hold rows it must land, at most `SEAL_BATCH_BYTES` of
+them (the oldest first; always at least one), and holds their rows several times over while it
+writes, so a backlog (a lake that refused writes for hours, a large WAL found at start-up) lands
+in bounded steps, each well inside the timeout, instead of in one job that would run out of
+memory or time and be retried forever. The watermark moves once no segment holds an unlanded
+row before it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ tick), 15 of a 100-device collector; the job peaks at a few times this."""
 class Segment:
     pending: int = 0
     """Rows not yet in the lake (an estimate until a seal reports the real count)."""
+    first_us: int | None = None
+    """Its oldest row's instant; None while unknown (a segment found at start-up)."""
     last_us: int | None = None
     """Its newest row's instant; None while unknown (a segment found at start-up)."""
     landed_before_us: int | None = None
@@ -60,7 +63,7 @@ class SealReport:
     polls: int = 0
     last_ack: dict[str, int] = field(default_factory=dict)
     whole: bool = True
-    """The job covered every segment known when it started (else the next job goes on)."""
+    """The job covered every segment that held rows to land (else the next job goes on)."""
 
     def add(self, other: SealReport) -> None:
         self.files += other.files
@@ -140,6 +143,18 @@ class Running:
     whole: bool
 
 
+def _due(seg: Segment, before_us: int | None) -> bool:
+    """Whether a seal landing rows before `before_us` (None: all) must read `seg`. A segment
+    kept after a seal (its newest rows were later) is not due again until the target moves,
+    nor is one holding only later rows: a job over them would land nothing, and a batch that
+    must wait for them would hold the watermark back for good."""
+    if before_us is None or seg.first_us is None:
+        return True
+    if seg.landed_before_us is not None and seg.landed_before_us >= before_us:
+        return False
+    return seg.first_us < before_us
+
+
 @dataclass(slots=True)
 class Sealer:
     """Acknowledged rows not yet sealed, by WAL segment, and the sealing of whole minutes."""
@@ -153,10 +168,11 @@ class Sealer:
     watermark_us: int | None = None
     running: Running | None = None
 
-    def add(self, seq: int, rows: int, last_us: int, size: int) -> None:
+    def add(self, seq: int, rows: int, first_us: int, last_us: int, size: int) -> None:
         seg = self.segments.setdefault(seq, Segment())
         seg.pending += rows
         seg.size += size
+        seg.first_us = first_us if seg.first_us is None else min(seg.first_us, first_us)
         seg.last_us = last_us if seg.last_us is None else max(seg.last_us, last_us)
 
     def found(self, seqs: list[int]) -> None:
@@ -195,19 +211,20 @@ class Sealer:
 
         `None` lands everything (WAL replay at start-up, shutdown) without moving the watermark:
         the current minute may still be growing and will be merged into when it is sealed.
-        With no segment there is nothing to run and the watermark moves at once.
-        The job takes the oldest segments up to `batch_bytes`.
+        The job reads the oldest segments that may hold such rows, up to `batch_bytes`; with
+        none there is nothing to run and the watermark moves at once.
         """
         assert self.running is None, "one seal at a time"
-        if not self.segments:
+        due = [seq for seq, s in sorted(self.segments.items()) if _due(s, before_us)]
+        if not due:
             self.advance(before_us)
             return
         batch, size = [], 0
-        for seq, s in sorted(self.segments.items()):
-            if batch and size + s.size > self.batch_bytes:
+        for seq in due:
+            if batch and size + self.segments[seq].size > self.batch_bytes:
                 break
             batch.append(seq)
-            size += s.size
+            size += self.segments[seq].size
         job = {
             "data_dir": str(self.data_dir),
             "collector_id": self.collector_id,
@@ -221,12 +238,11 @@ class Sealer:
                 for seq in batch
             ],
         }
-        whole = len(batch) == len(self.segments)
-        self.running = Running(self.launch(job), before_us, whole)
+        self.running = Running(self.launch(job), before_us, len(batch) == len(due))
 
     def finish(self, block: bool = False) -> SealReport | None:
         """The running seal's report once it is done (None while it runs or when none runs);
-        its segments' figures and, if it covered them all, the watermark are updated first.
+        its segments' figures and, if it covered every due one, the watermark are updated first.
 
         Raises OSError (nothing is forgotten then; the next start retries).
         """
