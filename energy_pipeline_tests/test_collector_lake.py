@@ -561,9 +561,11 @@ def test_polls_are_acknowledged_while_the_seal_process_runs(tmp_path):
     assert state.sealed_watermark == datetime.fromtimestamp(T0 + 60, UTC)
     assert lake_rows(tmp_path / "data", "polls").num_rows == 50
     assert landing.wal.segments() == [2, 3]  # segment 1 held only the sealed minute: gone
+    clock.now = T0 + 130  # stopping: polls drained, every minute before this one is complete
     landing.final_seal()
     landing.close()
     assert lake_rows(tmp_path / "data", "polls").num_rows == 52
+    assert state.sealed_watermark == datetime.fromtimestamp(T0 + 120, UTC)  # in the status
     assert landing.wal.segments() == []
 
 

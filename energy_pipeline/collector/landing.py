@@ -197,6 +197,7 @@ class Landing:
             self.sealer.seal(None)
             self.sealer.advance(floor_minute_us(self.clock.time()))
             self.wal.delete_before(self.wal.segment + 1)
+            self._sealed()
             self.state.storage_error = None
         except OSError as exc:
             self._failed(exc, "sealing on shutdown")
