@@ -11,6 +11,7 @@ files are complete; files being written end in `.tmp` and are renamed atomically
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,8 @@ MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
 HIVE_TYPES = {"date": "DATE", "hour": "INTEGER"}
 """The hive folder keys' types, pinned so DuckDB never guesses them from folder names."""
+SEALED_STAMP = "%Y%m%dT%H%M"
+"""The UTC period start in a sealed file's name, `<collector_id>-<stamp>.parquet`."""
 
 
 def table_dir(data_dir: Path, table: str) -> Path:
@@ -51,6 +54,15 @@ def hour_dir(data_dir: Path, table: str, when: datetime) -> Path:
     """The hive folder of the UTC hour containing `when` (an aware datetime)."""
     utc = when.astimezone(UTC)
     return data_dir / table / f"date={utc:%Y-%m-%d}" / f"hour={utc:%H}"
+
+
+def sealed_name(collector_id: str, period_start: datetime) -> str:
+    return f"{collector_id}-{period_start.astimezone(UTC):{SEALED_STAMP}}.parquet"
+
+
+def sealed_name_pattern(collector_id: str) -> str:
+    """A regex matching `sealed_name(collector_id, ...)` for any period."""
+    return rf"{re.escape(collector_id)}-\d{{8}}T\d{{4}}\.parquet"
 
 
 def floor_hour(instant: datetime) -> datetime:

@@ -26,7 +26,9 @@ from energy_pipeline.lake.layout import (
     MINUTE_US,
     POLLS,
     RAW_READINGS,
+    SEALED_STAMP,
     hour_dir,
+    sealed_name,
 )
 from energy_pipeline.lake.schemas import POLLS_SCHEMA, RAW_SCHEMA, plain_raw
 
@@ -64,10 +66,7 @@ class LakeWriter:
 
     def path(self, table: str, period_start_us: int) -> Path:
         start = datetime.fromtimestamp(period_start_us / 1_000_000, tz=UTC)
-        return (
-            hour_dir(self.data_dir, table, start)
-            / f"{self.collector_id}-{start:%Y%m%dT%H%M}.parquet"
-        )
+        return hour_dir(self.data_dir, table, start) / sealed_name(self.collector_id, start)
 
     def write(self, raw: pa.Table, polls: pa.Table, period_us: int = MINUTE_US) -> int:
         """Land rows (raw in RAW_SCHEMA or its dictionary form, polls in POLLS_SCHEMA)."""
@@ -102,4 +101,4 @@ def earliest_other_minute(data_dir: Path, collector_id: str) -> datetime | None:
             first = stamp
     if first is None:
         return None
-    return datetime.strptime(first, "%Y%m%dT%H%M").replace(tzinfo=UTC)
+    return datetime.strptime(first, SEALED_STAMP).replace(tzinfo=UTC)

@@ -6,12 +6,11 @@ process and needs no seal process while its write-ahead log is empty.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from energy_pipeline.lake.files import temp_name_pattern
-from energy_pipeline.lake.layout import POLLS, RAW_READINGS, hour_dir
+from energy_pipeline.lake.layout import POLLS, RAW_READINGS, hour_dir, sealed_name_pattern
 
 
 def sweep_temp(data_dir: Path, collector_id: str, since: datetime, until: datetime) -> int:
@@ -22,7 +21,7 @@ def sweep_temp(data_dir: Path, collector_id: str, since: datetime, until: dateti
     anyway; this only keeps the folders clean.
     """
     removed = 0
-    mine = temp_name_pattern(rf"{re.escape(collector_id)}-\d{{8}}T\d{{4}}\.parquet")
+    mine = temp_name_pattern(sealed_name_pattern(collector_id))
     hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     while hour <= until:
         for table in (RAW_READINGS, POLLS):
