@@ -51,8 +51,8 @@ def write_backlog(wal: WriteAheadLog, sealer: Sealer, devices: int, minutes: int
             encoded = encoder.encode(outcomes)
             frame = encode_frame(encoded.payload)
             seq = wal.append(frame)
-            rows, first = encoded.raw_rows + encoded.poll_rows, encoded.first_us
-            sealer.add(seq, rows, first, int(ts * 1e6), len(frame))
+            wal_rows = encoded.raw_rows + encoded.poll_rows
+            sealer.add(seq, wal_rows, encoded.first_us, int(ts * 1e6), len(frame))
             rows += encoded.raw_rows
         wal.rotate()
     return rows

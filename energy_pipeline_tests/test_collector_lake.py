@@ -485,9 +485,9 @@ def test_after_a_lake_outage_the_backlog_lands_one_batch_a_tick(tmp_path):
         landing.persist(None)
         ticks += 1
         assert ticks <= len(backlog)
-    # a job per segment with rows before the target (the newest holds only the open
-    # minute T0 + 180 and is not read), the last report taken a tick later
-    assert ticks == (len(backlog) - 1) + 1
+    # a job for each segment but the newest (it holds only the open minute T0 + 180 and is
+    # not read), and one tick more to take the last report
+    assert ticks == len(backlog)
     assert state.storage_error is None
     assert lake_rows(data, "polls").num_rows == 3  # the minute T0 + 180 is still open
     landing.final_seal()
