@@ -180,6 +180,17 @@ class Site:
         self.wal.rotate()
         return self.sealer.seal(before_us).files
 
+    def record_jobs(self) -> list[list[int]]:
+        """From now on each job runs inline and its segment numbers are appended here."""
+        jobs: list[list[int]] = []
+
+        def launch(job: dict) -> Inline:
+            jobs.append([s["seq"] for s in job["segments"]])
+            return Inline(job)
+
+        self.sealer.launch = launch
+        return jobs
+
 
 def test_sealing_writes_one_file_per_minute_named_by_collector(tmp_path):
     site = Site(tmp_path)
@@ -237,13 +248,7 @@ def test_sealing_twice_and_replaying_never_duplicates(tmp_path):
 
 def test_a_backlog_lands_in_batches_and_the_watermark_waits_for_the_last(tmp_path):
     site = Site(tmp_path)
-    jobs: list[list[int]] = []
-
-    def launch(job: dict) -> Inline:
-        jobs.append([s["seq"] for s in job["segments"]])
-        return Inline(job)
-
-    site.sealer.launch = launch
+    jobs = site.record_jobs()
     for s in range(5):
         site.commit([outcome("a", T0 + s)])
         site.wal.rotate()
@@ -269,13 +274,7 @@ def test_a_segment_over_the_batch_size_kept_for_its_later_rows_never_stalls_the_
     segment stays (it holds the next minute's first seconds) while newer ones pile up behind
     it. A batch must still complete the minute, and the kept segment is not read again."""
     site = Site(tmp_path)
-    jobs: list[list[int]] = []
-
-    def launch(job: dict) -> Inline:
-        jobs.append([s["seq"] for s in job["segments"]])
-        return Inline(job)
-
-    site.sealer.launch = launch
+    jobs = site.record_jobs()
     site.sealer.batch_bytes = 1  # every segment is over it
     site.commit([outcome("a", T0 + s) for s in range(0, 66, 5)])  # minute T0 and 5 s after
     site.wal.rotate()
